@@ -1,0 +1,151 @@
+"""``streetwatch data``: import, validate, split and describe datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from tqdm import tqdm
+
+from streetwatch.datasets.format import Dataset, DatasetError
+from streetwatch.datasets.importers import SCANNERS, ClassMap, ImporterError, import_scan
+from streetwatch.datasets.split import apply_split, plan_split
+from streetwatch.datasets.stats import compute_stats, format_stats
+from streetwatch.datasets.validate import fix_dataset, inspect_dataset
+
+T = TypeVar("T")
+
+
+class _Progress:
+    """A tqdm progress bar around an iterable; silent when stderr is not a terminal."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def __call__(self, items: Iterable[T]) -> Iterable[T]:
+        total = len(items) if isinstance(items, list) else None
+        return tqdm(items, desc=self.description, total=total, unit="img", disable=None,
+                    leave=False)
+
+
+@click.group("data")
+def data() -> None:
+    """Import, check, split and describe datasets."""
+
+
+@data.command("import")
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(sorted(SCANNERS)))
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Destination dataset folder (written atomically).")
+@click.option("--map", "maps", multiple=True, metavar="SRC=TARGET",
+              help="Map a source class to a streetwatch class key, or to 'none' to drop its "
+                   "boxes and keep the images. Every source class must be mapped.")
+@click.option("--images", "images_dir", type=click.Path(exists=True, file_okay=False,
+                                                        path_type=Path),
+              help="Folder holding the images, when not where the format expects them.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="Put every image in this split instead of the source's.")
+@click.option("--group-regex", metavar="REGEX",
+              help="Derive split groups from source paths: the first capture group of a "
+                   r"match, e.g. '^(.*)_frame\d+' keeps each video's frames together.")
+@click.option("--keep-leaks", is_flag=True,
+              help="Keep images the source has in two splits in both (by default each is kept "
+                   "once, in the more held-out split).")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+def import_command(format_name: str, source: Path, out: Path, maps: tuple[str, ...],
+                   images_dir: Path | None, split: str | None, group_regex: str | None,
+                   keep_leaks: bool, force: bool) -> None:
+    """Import a labelled SOURCE in FORMAT as a streetwatch dataset."""
+    try:
+        class_map = ClassMap.parse(maps)
+        scan = SCANNERS[format_name](source, images_dir)
+        report = import_scan(scan, class_map, out, overwrite=force, split=split,
+                             group_regex=group_regex, keep_leaks=keep_leaks,
+                             progress=_Progress("importing"))
+    except (ImporterError, DatasetError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
+    if report.rejected_images or report.dropped_boxes:
+        click.echo(f"{len(report.rejected_images)} images rejected and "
+                   f"{len(report.dropped_boxes)} boxes dropped; listed above and in "
+                   f"{out / 'import-report.json'}", err=True)
+
+
+@data.command("validate")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--fix", "fix_out", type=click.Path(path_type=Path),
+              help="Write a cleaned copy here; the input is never modified.")
+@click.option("--force", is_flag=True, help="With --fix: replace an existing output folder.")
+def validate_command(directory: Path, fix_out: Path | None, force: bool) -> None:
+    """List every problem in a dataset DIRECTORY; exit 1 if there is an error."""
+    inspection = inspect_dataset(directory, progress=_Progress("checking"))
+    for problem in inspection.problems:
+        click.echo(str(problem))
+    click.echo(f"{directory}: {len(inspection.images)} images, "
+               f"{len(inspection.errors)} errors, {len(inspection.warnings)} warnings")
+    if fix_out is None:
+        raise SystemExit(1 if inspection.errors else 0)
+    try:
+        report = fix_dataset(inspection, fix_out, overwrite=force)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"fixed copy written to {fix_out}:\n{report.summary()}")
+    after = inspect_dataset(fix_out)
+    for problem in after.problems:
+        click.echo(f"still: {problem}")
+    click.echo(f"{fix_out}: {len(after.images)} images, {len(after.errors)} errors, "
+               f"{len(after.warnings)} warnings")
+    raise SystemExit(1 if after.errors else 0)
+
+
+@data.command("split")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--val", type=float, default=0.15, show_default=True,
+              help="Fraction of images for validation.")
+@click.option("--test", type=float, default=0.15, show_default=True,
+              help="Fraction of images for test.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keep", multiple=True, type=click.Choice(["train", "val", "test"]),
+              help="Leave the images of this split where they are (e.g. a source's test set).")
+@click.option("--dry-run", is_flag=True, help="Print the plan without moving files.")
+def split_command(directory: Path, val: float, test: float, seed: int, keep: tuple[str, ...],
+                  dry_run: bool) -> None:
+    """Re-split a dataset DIRECTORY in place, by group and stratified by class."""
+    try:
+        dataset = Dataset.open(directory)
+        plan = plan_split(dataset, val=val, test=test, seed=seed, keep=keep)
+        moves = plan.moves(dataset.records)
+        if not dry_run:
+            apply_split(dataset, plan)
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    verb = "would move" if dry_run else "moved"
+    click.echo(f"{verb} {len(moves)} of {len(dataset.records)} images")
+    if not dry_run:
+        click.echo(format_stats(compute_stats(dataset)))
+
+
+@data.command("stats")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw the statistics to this PNG.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the counts as JSON.")
+def stats_command(directory: Path, plot: Path | None, json_out: Path | None) -> None:
+    """Images and boxes per class and split, box sizes, empty images."""
+    try:
+        dataset = Dataset.open(directory)
+        stats = compute_stats(dataset)
+    except (DatasetError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_stats(stats))
+    if json_out is not None:
+        json_out.write_text(stats.to_json() + "\n", encoding="utf-8")
+    if plot is not None:
+        from streetwatch.datasets.stats_plot import plot_stats
+
+        plot_stats(stats, plot, title=f"{directory.name}: {sum(stats.images.values())} images")
+        click.echo(f"plot written to {plot}")
