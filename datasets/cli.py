@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -9,7 +10,7 @@ from typing import TypeVar
 import click
 from tqdm import tqdm
 
-from streetwatch.datasets.format import Dataset, DatasetError
+from streetwatch.datasets.format import SPLITS, Dataset, DatasetError
 from streetwatch.datasets.importers import SCANNERS, ClassMap, ImporterError, import_scan
 from streetwatch.datasets.split import apply_split, plan_split
 from streetwatch.datasets.stats import compute_stats, format_stats
@@ -123,9 +124,9 @@ def split_command(directory: Path, val: float, test: float, seed: int, keep: tup
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     verb = "would move" if dry_run else "moved"
-    click.echo(f"{verb} {len(moves)} of {len(dataset.records)} images")
-    if not dry_run:
-        click.echo(format_stats(compute_stats(dataset)))
+    counts = Counter(plan.assignment.values())
+    click.echo(f"{verb} {len(moves)} of {len(dataset.records)} images; now "
+               + ", ".join(f"{split} {counts[split]}" for split in SPLITS))
 
 
 @data.command("stats")
