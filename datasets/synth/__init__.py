@@ -1,0 +1,1 @@
+"""Procedural street scenes: perspective-correct images and videos with honest labels."""

@@ -1,0 +1,183 @@
+"""A pinhole camera in street coordinates.
+
+World frame (metres): x runs along the street, y points to the left of a driver facing +x,
+z points up; the ground is z = 0. Camera frame: x right, y down, z forward (OpenCV's).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+# Points closer than this in front of the camera are clipped away (metres).
+NEAR_PLANE_M = 0.1
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """A camera with square pixels and the principal point at the image centre.
+
+    Attributes:
+        width: Image width in pixels.
+        height: Image height in pixels.
+        hfov_deg: Horizontal field of view in degrees.
+        position: Camera centre (x, y, z) in metres.
+        yaw_deg: Heading, counter-clockwise from +x (0 looks along the street, -90 looks at
+            the right-hand sidewalk).
+        pitch_deg: Elevation of the optical axis; negative looks down.
+        window: For a camera that sees a window of a larger image: the larger image's focal
+            length and principal point (see :meth:`crop`). None for a whole image.
+    """
+
+    width: int
+    height: int
+    hfov_deg: float
+    position: tuple[float, float, float]
+    yaw_deg: float
+    pitch_deg: float
+    window: tuple[float, float, float] | None = None
+
+    @property
+    def focal_px(self) -> float:
+        """Focal length in pixels."""
+        if self.window is not None:
+            return self.window[0]
+        return (self.width / 2) / math.tan(math.radians(self.hfov_deg) / 2)
+
+    @property
+    def cx(self) -> float:
+        """Principal point column."""
+        return self.window[1] if self.window is not None else self.width / 2
+
+    @property
+    def cy(self) -> float:
+        """Principal point row."""
+        return self.window[2] if self.window is not None else self.height / 2
+
+    def crop(self, x0: int, y0: int, width: int, height: int) -> PinholeCamera:
+        """The same camera seeing only the pixel window starting at (x0, y0); the window may
+        extend beyond the image."""
+        return replace(self, width=width, height=height,
+                       window=(self.focal_px, self.cx - x0, self.cy - y0))
+
+    @property
+    def rotation(self) -> FloatArray:
+        """3x3 world-to-camera rotation (rows: camera right, down, forward in world axes)."""
+        yaw, pitch = math.radians(self.yaw_deg), math.radians(self.pitch_deg)
+        forward = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw),
+                            math.sin(pitch)])
+        right = np.array([math.sin(yaw), -math.cos(yaw), 0.0])
+        down = np.cross(forward, right)
+        return np.stack([right, down, forward])
+
+    def to_camera(self, points: FloatArray) -> FloatArray:
+        """(N, 3) world points -> (N, 3) camera-frame points (z is depth along the axis)."""
+        offset = np.asarray(points, dtype=np.float64) - np.array(self.position)
+        camera_points: FloatArray = offset @ self.rotation.T
+        return camera_points
+
+    def project(self, points: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Project world points.
+
+        Returns:
+            (N, 2) pixel coordinates and (N,) depths in metres; pixels of points behind the
+            near plane are meaningless (check the depth).
+        """
+        cam = self.to_camera(points)
+        depth = cam[:, 2]
+        safe = np.where(depth > NEAR_PLANE_M, depth, NEAR_PLANE_M)
+        f = self.focal_px
+        pixels = np.stack([f * cam[:, 0] / safe + self.cx,
+                           f * cam[:, 1] / safe + self.cy], axis=1)
+        return pixels, depth
+
+    def project_polygon(self, polygon: FloatArray) -> tuple[FloatArray, float] | None:
+        """Project a planar 3D polygon, clipped at the near plane.
+
+        Returns:
+            (K, 2) pixel polygon and its mean depth, or None when nothing is in front.
+        """
+        cam = self.to_camera(polygon)
+        clipped = _clip_near(cam)
+        if len(clipped) < 3:
+            return None
+        f = self.focal_px
+        pixels = np.stack([f * clipped[:, 0] / clipped[:, 2] + self.cx,
+                           f * clipped[:, 1] / clipped[:, 2] + self.cy], axis=1)
+        return pixels, float(clipped[:, 2].mean())
+
+    def project_polyline(self, line: FloatArray) -> list[tuple[FloatArray, FloatArray]]:
+        """Project a 3D polyline, split where it passes behind the near plane.
+
+        Returns:
+            Pieces, each (K, 2) pixels with (K,) depths.
+        """
+        cam = self.to_camera(line)
+        pieces: list[tuple[FloatArray, FloatArray]] = []
+        current: list[FloatArray] = []
+        for a, b in itertools.pairwise(cam):
+            a_in, b_in = a[2] > NEAR_PLANE_M, b[2] > NEAR_PLANE_M
+            if a_in:
+                if not current:
+                    current.append(a)
+                if b_in:
+                    current.append(b)
+                    continue
+                current.append(_cut(a, b))
+            elif b_in:
+                current = [_cut(a, b), b]
+                continue
+            if len(current) >= 2:
+                pieces.append(self._pixels(np.array(current)))
+            current = []
+        if len(current) >= 2:
+            pieces.append(self._pixels(np.array(current)))
+        return pieces
+
+    def _pixels(self, cam: FloatArray) -> tuple[FloatArray, FloatArray]:
+        f = self.focal_px
+        pixels = np.stack([f * cam[:, 0] / cam[:, 2] + self.cx,
+                           f * cam[:, 1] / cam[:, 2] + self.cy], axis=1)
+        return pixels, cam[:, 2]
+
+    def horizon_row(self) -> float:
+        """Image row of the horizon (may lie outside the image)."""
+        return self.cy + self.focal_px * math.tan(math.radians(self.pitch_deg))
+
+    def ground_distance(self, rows: FloatArray) -> FloatArray:
+        """Distance along the optical axis to the ground seen at each image row (inf above
+        the horizon); used for depth-dependent effects such as fog."""
+        f = self.focal_px
+        pitch = math.radians(self.pitch_deg)
+        below = np.arctan((np.asarray(rows, dtype=np.float64) - self.cy) / f) - pitch
+        height = self.position[2]
+        with np.errstate(divide="ignore"):
+            distance = np.where(below > 1e-4, height / np.tan(np.maximum(below, 1e-4)), np.inf)
+        return distance
+
+
+def _cut(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The point between camera-frame points a and b where depth equals the near plane."""
+    t = float((NEAR_PLANE_M - a[2]) / (b[2] - a[2]))
+    cut: FloatArray = a + t * (b - a)
+    return cut
+
+
+def _clip_near(polygon: FloatArray) -> FloatArray:
+    """Sutherland-Hodgman clipping of a camera-frame polygon to depth > NEAR_PLANE_M."""
+    out: list[FloatArray] = []
+    count = len(polygon)
+    for index in range(count):
+        current, following = polygon[index], polygon[(index + 1) % count]
+        current_in, following_in = current[2] > NEAR_PLANE_M, following[2] > NEAR_PLANE_M
+        if current_in:
+            out.append(current)
+        if current_in != following_in:
+            out.append(_cut(current, following))
+    return np.array(out) if out else np.zeros((0, 3))

@@ -1,0 +1,279 @@
+"""Rasterise scene objects through a pinhole camera, and label what stays visible.
+
+Objects are drawn far to near (painter's algorithm) into the image, an object-id buffer and
+a depth buffer. An object's label is the tight box of its pixels left in the id buffer; it
+gets no label when less than ``MIN_VISIBLE_FRACTION`` of its full silhouette (drawn alone,
+also outside the frame) survives occlusion and the frame edge.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from streetwatch.datasets.synth.camera import FloatArray, PinholeCamera
+
+MIN_VISIBLE_FRACTION = 0.3
+MIN_BOX_SIDE_PX = 4
+# Silhouettes are measured on a canvas at most this many frames wide around the image.
+_SILHOUETTE_MARGIN = 1.0
+
+Colour = tuple[float, float, float]
+UInt8Image = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Face:
+    """A flat polygon of uniform colour. ``points``: (K, 3) world metres; ``colour``: BGR."""
+
+    points: FloatArray
+    colour: Colour
+
+
+@dataclass(frozen=True)
+class Line:
+    """A polyline of constant world thickness (a cable, a pole seen thin)."""
+
+    points: FloatArray
+    colour: Colour
+    thickness_m: float
+
+
+@dataclass(frozen=True)
+class Decal:
+    """A texture mapped onto a world quad. ``quad``: (4, 3) corners in the texture's order
+    top-left, top-right, bottom-right, bottom-left; ``texture``: HxWx3 uint8 BGR."""
+
+    quad: FloatArray
+    texture: UInt8Image
+
+
+Primitive = Face | Line | Decal
+
+
+@dataclass
+class SceneObject:
+    """Something drawn in a scene.
+
+    Attributes:
+        kind: What it is (``car``, ``bollard``, ``poster``...), for truth files and debugging.
+        class_key: Taxonomy key it is labelled as, or None for scenery and hard negatives.
+        anchor: World point used to order drawing by distance (its footprint centre).
+        primitives: What to draw, back to front within the object.
+        layer: Drawing layer: 0 sky and facades, 1 ground, 2 ground markings, 3 objects.
+            Lower layers are drawn first whatever their distance.
+    """
+
+    kind: str
+    class_key: str | None
+    anchor: tuple[float, float, float]
+    primitives: list[Primitive] = field(default_factory=list)
+    layer: int = 3
+
+
+@dataclass(frozen=True)
+class Label:
+    """A visible labelled object: taxonomy key, index into the scene's objects, pixel box
+    (x1, y1, x2, y2) and the visible fraction of its silhouette."""
+
+    class_key: str
+    object_index: int
+    xyxy: tuple[int, int, int, int]
+    visible_fraction: float
+
+
+@dataclass
+class Rendered:
+    """A rendered frame: BGR image, per-pixel object index (-1 for none), per-pixel depth in
+    metres (inf for sky), and the labels."""
+
+    image: UInt8Image
+    object_index: npt.NDArray[np.int32]
+    depth: npt.NDArray[np.float32]
+    labels: list[Label]
+
+
+def _shade(colour: Colour, points: FloatArray, light: FloatArray) -> Colour:
+    """Lambert shading of a face by the angle between its normal and the light."""
+    if len(points) < 3:
+        return colour
+    normal = np.cross(points[1] - points[0], points[2] - points[0])
+    norm = np.linalg.norm(normal)
+    if norm < 1e-12:
+        return colour
+    factor = 0.55 + 0.45 * abs(float(normal @ light) / float(norm))
+    return (colour[0] * factor, colour[1] * factor, colour[2] * factor)
+
+
+class _Canvas:
+    def __init__(self, camera: PinholeCamera, background: UInt8Image, light: FloatArray) -> None:
+        self.camera = camera
+        self.image = background.copy()
+        self.ids = np.full(background.shape[:2], -1, np.int32)
+        self.depth = np.full(background.shape[:2], np.inf, np.float32)
+        self.light = light
+
+    def draw(self, index: int, obj: SceneObject) -> None:
+        for primitive in obj.primitives:
+            if isinstance(primitive, Face):
+                self._face(index, primitive)
+            elif isinstance(primitive, Line):
+                self._line(index, primitive)
+            else:
+                self._decal(index, primitive)
+
+    def _face(self, index: int, face: Face) -> None:
+        projected = self.camera.project_polygon(face.points)
+        if projected is None:
+            return
+        pixels, depth = projected
+        polygon = [np.round(pixels * 16).astype(np.int32)]
+        colour = _shade(face.colour, face.points, self.light)
+        cv2.fillPoly(self.image, polygon, colour, cv2.LINE_AA, shift=4)
+        cv2.fillPoly(self.ids, polygon, index, cv2.LINE_8, shift=4)
+        cv2.fillPoly(self.depth, polygon, depth, cv2.LINE_8, shift=4)
+
+    def _line(self, index: int, line: Line) -> None:
+        f = self.camera.focal_px
+        for pixels, depths in self.camera.project_polyline(line.points):
+            for (a, b), depth in zip(itertools.pairwise(pixels),
+                                     (depths[:-1] + depths[1:]) / 2, strict=True):
+                thickness = max(1, round(f * line.thickness_m / depth))
+                p, q = tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int))
+                if not _segment_near_frame(p, q, self.image.shape):
+                    continue
+                cv2.line(self.image, p, q, line.colour, thickness, cv2.LINE_AA)
+                cv2.line(self.ids, p, q, index, thickness, cv2.LINE_8)
+                cv2.line(self.depth, p, q, float(depth), thickness, cv2.LINE_8)
+
+    def _decal(self, index: int, decal: Decal) -> None:
+        pixels, depths = self.camera.project(decal.quad)
+        if np.any(depths <= 0.5):
+            return  # too close to map stably; such decals are never labelled anyway
+        height, width = self.image.shape[:2]
+        x1, y1 = np.floor(pixels.min(axis=0)).astype(int)
+        x2, y2 = np.ceil(pixels.max(axis=0)).astype(int)
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+        if x2 - x1 < 1 or y2 - y1 < 1:
+            return
+        th, tw = decal.texture.shape[:2]
+        source = np.array([[0, 0], [tw - 1, 0], [tw - 1, th - 1], [0, th - 1]], np.float32)
+        target = (pixels - np.array([x1, y1])).astype(np.float32)
+        matrix = cv2.getPerspectiveTransform(source, target)
+        size = (x2 - x1, y2 - y1)
+        warped = cv2.warpPerspective(decal.texture, matrix, size, flags=cv2.INTER_LINEAR)
+        mask = cv2.warpPerspective(np.full((th, tw), 255, np.uint8), matrix, size,
+                                   flags=cv2.INTER_NEAREST) > 0
+        region = self.image[y1:y2, x1:x2]
+        region[mask] = warped[mask]
+        self.ids[y1:y2, x1:x2][mask] = index
+        self.depth[y1:y2, x1:x2][mask] = float(depths.mean())
+
+
+def _segment_near_frame(p: tuple[int, ...], q: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    height, width = shape[:2]
+    return not (max(p[0], q[0]) < -width or min(p[0], q[0]) > 2 * width
+                or max(p[1], q[1]) < -height or min(p[1], q[1]) > 2 * height)
+
+
+def _extent(camera: PinholeCamera, obj: SceneObject) -> tuple[int, int, int, int] | None:
+    """Pixel bounds of everything the object projects in front of the camera."""
+    points: list[FloatArray] = []
+    pad = 2.0
+    for primitive in obj.primitives:
+        if isinstance(primitive, Line):
+            for pixels, depths in camera.project_polyline(primitive.points):
+                points.append(pixels)
+                pad = max(pad, float(camera.focal_px * primitive.thickness_m / depths.min()))
+        else:
+            projected = camera.project_polygon(
+                primitive.points if isinstance(primitive, Face) else primitive.quad)
+            if projected is not None:
+                points.append(projected[0])
+    if not points:
+        return None
+    every = np.concatenate(points)
+    x1, y1 = np.floor(every.min(axis=0) - pad)
+    x2, y2 = np.ceil(every.max(axis=0) + pad)
+    return int(x1), int(y1), int(x2), int(y2)
+
+
+def silhouette_area(camera: PinholeCamera, obj: SceneObject) -> int:
+    """Pixels the object would cover drawn alone on an unbounded image (clamped to a margin
+    of one frame around the image), so that cut-off parts count as hidden."""
+    extent = _extent(camera, obj)
+    if extent is None:
+        return 0
+    margin_x = int(camera.width * _SILHOUETTE_MARGIN)
+    margin_y = int(camera.height * _SILHOUETTE_MARGIN)
+    x1, y1 = max(extent[0], -margin_x), max(extent[1], -margin_y)
+    x2 = min(extent[2], camera.width + margin_x)
+    y2 = min(extent[3], camera.height + margin_y)
+    if x2 <= x1 or y2 <= y1:
+        return 0
+    window = camera.crop(x1, y1, x2 - x1, y2 - y1)
+    canvas = _Canvas(window, np.zeros((y2 - y1, x2 - x1, 3), np.uint8),
+                     np.array([0.0, 0.0, 1.0]))
+    canvas.draw(0, obj)
+    return int(np.count_nonzero(canvas.ids == 0))
+
+
+def render(
+    camera: PinholeCamera,
+    objects: Sequence[SceneObject],
+    background: UInt8Image,
+    light: FloatArray | None = None,
+) -> Rendered:
+    """Draw ``objects`` over ``background`` and label the visible labelled ones.
+
+    Args:
+        camera: The camera.
+        objects: Everything in the scene.
+        background: HxWx3 BGR image drawn first (the sky).
+        light: Unit vector towards the main light, for face shading.
+    """
+    light = np.array([0.3, -0.4, 0.87]) if light is None else light
+    canvas = _Canvas(camera, background, light / np.linalg.norm(light))
+    position = np.array(camera.position)
+    order = sorted(range(len(objects)),
+                   key=lambda i: (objects[i].layer,
+                                  -float(np.linalg.norm(np.array(objects[i].anchor) - position))))
+    for index in order:
+        canvas.draw(index, objects[index])
+    labels = _labels(camera, objects, canvas.ids)
+    return Rendered(canvas.image, canvas.ids, canvas.depth, labels)
+
+
+def _labels(camera: PinholeCamera, objects: Sequence[SceneObject],
+            ids: npt.NDArray[np.int32]) -> list[Label]:
+    labels: list[Label] = []
+    wanted = [i for i, obj in enumerate(objects) if obj.class_key is not None]
+    if not wanted:
+        return labels
+    height, width = ids.shape
+    for index in wanted:
+        extent = _extent(camera, objects[index])
+        if extent is None:
+            continue
+        left, top = max(extent[0], 0), max(extent[1], 0)
+        right, bottom = min(extent[2], width), min(extent[3], height)
+        ys, xs = np.nonzero(ids[top:bottom, left:right] == index) if right > left and \
+            bottom > top else (np.zeros(0, int), np.zeros(0, int))
+        if len(xs) == 0:
+            continue
+        x1, y1 = int(xs.min()) + left, int(ys.min()) + top
+        x2, y2 = int(xs.max()) + 1 + left, int(ys.max()) + 1 + top
+        if x2 - x1 < MIN_BOX_SIDE_PX or y2 - y1 < MIN_BOX_SIDE_PX:
+            continue
+        full = silhouette_area(camera, objects[index])
+        fraction = len(xs) / full if full else 0.0
+        if fraction < MIN_VISIBLE_FRACTION:
+            continue
+        key = objects[index].class_key or ""
+        labels.append(Label(key, index, (x1, y1, x2, y2), min(1.0, fraction)))
+    return labels
