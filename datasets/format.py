@@ -133,6 +133,21 @@ def read_names(data_yaml: Path) -> list[str]:
     raise DatasetError(f"{data_yaml}: 'names' must be a list or a mapping")
 
 
+def iter_manifest(path: Path) -> Iterator[tuple[int, ImageRecord | ManifestError]]:
+    """Every non-blank row of ``manifest.jsonl`` with its line number: the record, or the
+    error that names its first bad field. For tools that report every bad row."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, ImageRecord.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "row"
+                yield number, ManifestError(path, number, f"field {where!r}: {first['msg']}")
+
+
 def read_manifest(path: Path) -> list[ImageRecord]:
     """Read ``manifest.jsonl``.
 
@@ -140,16 +155,10 @@ def read_manifest(path: Path) -> list[ImageRecord]:
         ManifestError: naming the file, line and field of the first bad row.
     """
     records: list[ImageRecord] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(ImageRecord.model_validate_json(line))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first["loc"]) or "row"
-                raise ManifestError(path, number, f"field {where!r}: {first['msg']}") from None
+    for _, row in iter_manifest(path):
+        if isinstance(row, ManifestError):
+            raise row
+        records.append(row)
     return records
 
 

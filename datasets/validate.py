@@ -22,7 +22,7 @@ from streetwatch.datasets.format import (
     DatasetWriter,
     ImageRecord,
     ManifestError,
-    read_manifest,
+    iter_manifest,
     read_names,
 )
 from streetwatch.datasets.images import (
@@ -288,14 +288,12 @@ def _check_manifest(root: Path, images: list[ImageEntry],
         add("error", "manifest-missing", MANIFEST, None,
             "missing; `streetwatch data validate --fix OUT` writes one")
         return {}
-    try:
-        records = read_manifest(path)
-    except ManifestError as exc:
-        add("error", "manifest-row", MANIFEST, exc.line, exc.reason)
-        return {}
     by_path: dict[str, ImageRecord] = {}
     line_of: dict[str, int] = {}
-    for number, record in enumerate(records, start=1):
+    for number, record in iter_manifest(path):
+        if isinstance(record, ManifestError):
+            add("error", "manifest-row", MANIFEST, record.line, record.reason)
+            continue
         if record.path in by_path:
             add("error", "manifest-duplicate", MANIFEST, number,
                 f"{record.path} already listed on line {line_of[record.path]}")
@@ -380,14 +378,20 @@ def fix_dataset(inspection: DatasetInspection, out: Path, *, overwrite: bool = F
                 continue
             report.labels_created += int(not entry.label_exists)
             class_ids, boxes = [], []
+            written: set[tuple[int, str]] = set()
             for line in entry.lines:
                 if line.problem is not None and not line.clip:
                     report.lines_dropped += 1
                     continue
-                box = _clipped(line.xywhn) if line.clip else line.xywhn
-                if box is None:
+                box = (_clipped(line.xywhn, entry.info.width, entry.info.height)
+                       if line.clip else line.xywhn)
+                # As written (6 decimals): clipping can make two boxes one.
+                key = (line.class_id, Labels.from_arrays([line.class_id], [box]).to_text()
+                       if box is not None else "")
+                if box is None or key in written:
                     report.lines_dropped += 1
                     continue
+                written.add(key)
                 report.boxes_clipped += int(line.clip)
                 class_ids.append(line.class_id)
                 boxes.append(box)
@@ -426,10 +430,12 @@ def _copies_to_keep(images: list[ImageEntry]) -> set[str]:
     return keep
 
 
-def _clipped(xywhn: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
+def _clipped(xywhn: tuple[float, float, float, float], width: int, height: int
+             ) -> tuple[float, float, float, float] | None:
+    """The box clipped to the image, or None when under a pixel is left on a side."""
     cx, cy, w, h = xywhn
     x1, y1 = max(0.0, cx - w / 2), max(0.0, cy - h / 2)
     x2, y2 = min(1.0, cx + w / 2), min(1.0, cy + h / 2)
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
+    if (x2 - x1) * width < 1 or (y2 - y1) * height < 1:
         return None
     return (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1

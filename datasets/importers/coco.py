@@ -76,7 +76,12 @@ def _scan_file(path: Path, images_dir: Path, scan: SourceScan) -> None:
         except (KeyError, TypeError, ValueError):
             raise ImporterError(f"{path}: images[{index}] needs an integer id and a file_name") \
                 from None
-        size = (int(entry["width"]), int(entry["height"])) if "width" in entry else None
+        try:
+            size = ((int(entry["width"]), int(entry["height"]))
+                    if "width" in entry or "height" in entry else None)
+        except (KeyError, TypeError, ValueError):
+            raise ImporterError(f"{path}: images[{index}] needs integer width and height "
+                                "(or neither)") from None
         video = entry.get("video_id")
         by_id[image_id] = SourceImage(
             relative=file_name,

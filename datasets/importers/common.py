@@ -21,6 +21,7 @@ from streetwatch.datasets.format import SPLITS, DatasetWriter, safe_image_name
 from streetwatch.datasets.images import (
     IMAGE_SUFFIXES,
     ImageFileError,
+    ImageInfo,
     inspect_image_bytes,
     sha256_bytes,
 )
@@ -235,8 +236,9 @@ def group_function(pattern: str | None) -> Callable[[str], str]:
     """How an image's split group is derived from its source-relative path.
 
     Without a pattern each original file is its own group. With one, the first capture
-    group (or the whole match) of ``re.search`` is the group, e.g. ``'^(.*)_frame\\d+'``
-    puts the frames of one video together.
+    group (or the whole match) of ``re.search`` on the image's name within its split folder
+    is the group, e.g. ``'^(.*)_frame\\d+'`` puts the frames of one video together, whichever
+    split folders the source spread them over.
 
     Raises:
         ImporterError: for an invalid pattern.
@@ -311,10 +313,16 @@ def import_scan(
     group_of = group_function(group_regex)
     report = ImportReport(format=scan.format, source=str(scan.root), out=str(out))
     report.dropped_boxes.extend(scan.problems)
-    images = scan.images if keep_leaks or split else _drop_leaked_copies(scan.images, report)
+    prepared = []
+    for image in progress(scan.images):
+        info = _prepare(image, report)
+        if info is not None:
+            prepared.append((image, info))
+    if not (keep_leaks or split):
+        prepared = _drop_leaked_copies(prepared, report)
     with DatasetWriter(out, overwrite=overwrite) as writer:
-        for image in progress(images):
-            _import_image(image, class_map, writer, report, split, group_of)
+        for image, info in prepared:
+            _import_image(image, info, class_map, writer, report, split, group_of, group_regex)
         writer.write_extra(REPORT_FILE, report.to_json() + "\n")
     return report
 
@@ -322,48 +330,17 @@ def import_scan(
 _HELD_OUT_RANK = {"test": 0, "val": 1, "train": 2}
 
 
-def _drop_leaked_copies(images: list[SourceImage], report: ImportReport) -> list[SourceImage]:
-    """Keep each image that appears in several splits only in its most held-out split."""
-    hashes: dict[int, str] = {}
-    best: dict[str, SourceImage] = {}
-    for image in images:
-        try:
-            digest = sha256_bytes(image.read_bytes())
-        except ImageFileError:
-            continue  # rejected, with its reason, when imported
-        hashes[id(image)] = digest
-        kept = best.get(digest)
-        if kept is None or _HELD_OUT_RANK[image.split] < _HELD_OUT_RANK[kept.split]:
-            best[digest] = image
-    result: list[SourceImage] = []
-    for image in images:
-        image_hash = hashes.get(id(image))
-        kept = best.get(image_hash) if image_hash else None
-        if kept is not None and kept.split != image.split:
-            report.leaked_copies.append((image.relative, kept.relative))
-            continue
-        result.append(image)
-    return result
-
-
-def _import_image(
-    image: SourceImage,
-    class_map: ClassMap,
-    writer: DatasetWriter,
-    report: ImportReport,
-    split: str | None,
-    group_of: Callable[[str], str],
-) -> None:
+def _prepare(image: SourceImage, report: ImportReport) -> ImageInfo | None:
+    """Decode and check an image; record why it is rejected, if it is."""
     suffix = Path(image.relative).suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         report.rejected_images.append((image.relative, f"unsupported image type {suffix!r}"))
-        return
+        return None
     try:
-        data = image.read_bytes()
-        info = inspect_image_bytes(data, Path(image.relative))
+        info = inspect_image_bytes(image.read_bytes(), Path(image.relative))
     except ImageFileError as exc:
         report.rejected_images.append((image.relative, exc.reason))
-        return
+        return None
     if image.declared_size is not None and image.declared_size not in (
         (info.width, info.height),
         (info.height, info.width),
@@ -373,6 +350,44 @@ def _import_image(
             (image.relative, f"annotation says {declared} but the image is "
                              f"{info.width}x{info.height}")
         )
+        return None
+    return info
+
+
+def _drop_leaked_copies(prepared: list[tuple[SourceImage, ImageInfo]],
+                        report: ImportReport) -> list[tuple[SourceImage, ImageInfo]]:
+    """Keep each image that appears in several splits only in its most held-out split.
+
+    Only images that passed their checks compete, so a rejected held-out copy never costs
+    the good copy in another split."""
+    best: dict[str, SourceImage] = {}
+    for image, info in prepared:
+        kept = best.get(info.sha256)
+        if kept is None or _HELD_OUT_RANK[image.split] < _HELD_OUT_RANK[kept.split]:
+            best[info.sha256] = image
+    result: list[tuple[SourceImage, ImageInfo]] = []
+    for image, info in prepared:
+        kept = best[info.sha256]
+        if kept.split != image.split:
+            report.leaked_copies.append((image.relative, kept.relative))
+            continue
+        result.append((image, info))
+    return result
+
+
+def _import_image(
+    image: SourceImage,
+    info: ImageInfo,
+    class_map: ClassMap,
+    writer: DatasetWriter,
+    report: ImportReport,
+    split: str | None,
+    group_of: Callable[[str], str],
+    group_regex: str | None,
+) -> None:
+    data = image.read_bytes()
+    if sha256_bytes(data) != info.sha256:
+        report.rejected_images.append((image.relative, "file changed during the import"))
         return
     width, height = info.width, info.height
     class_ids: list[int] = []
@@ -402,7 +417,8 @@ def _import_image(
         split=target_split,
         labels=labels,
         source=f"{report.format}:{report.source}/{image.relative}",
-        group=image.group or group_of(image.relative),
+        group=image.group or group_of(image.relative if group_regex is None
+                                      else image.name or image.relative),
         info=info,
     )
     report.images_by_split[target_split] += 1

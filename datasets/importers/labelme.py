@@ -73,6 +73,8 @@ def scan_labelme(source: Path, images_dir: Path | None = None) -> SourceScan:
             shape_type = str(shape.get("shape_type") or "polygon")
             label = str(shape.get("label", ""))
             points = shape.get("points") or []
+            if label and label not in scan.classes:
+                scan.classes.append(label)  # mappable even if all its shapes are points
             if shape_type not in ("rectangle", "polygon", "circle"):
                 scan.problems.append((at, f"shape_type {shape_type!r} ({label}) is not a box"))
                 continue

@@ -66,14 +66,19 @@ def scan_voc(source: Path, images_dir: Path | None = None) -> SourceScan:
         filename = _text(tree, "filename") or f"{path.stem}.jpg"
         folder = images_dir if images_dir is not None else path.parent
         image_path = folder / filename
-        width, height = _text(tree, "size/width"), _text(tree, "size/height")
-        size = (int(width), int(height)) if width and height and int(width) > 0 else None
+        try:
+            size = (round(float(_text(tree, "size/width") or 0)),
+                    round(float(_text(tree, "size/height") or 0)))
+        except ValueError:
+            scan.problems.append((where, "<size> is not numeric; image size taken from the file"))
+            size = (0, 0)
+        declared = size if size[0] > 0 and size[1] > 0 else None
         image = SourceImage(
             relative=image_path.relative_to(source).as_posix()
             if image_path.is_relative_to(source) else filename,
             split=splits.get(path.stem, "train"),
             path=image_path,
-            declared_size=size,
+            declared_size=declared,
         )
         for index, obj in enumerate(tree.findall("object")):
             at = f"{where}: object[{index}]"
