@@ -1,0 +1,205 @@
+"""Random street scenes: a street layout, a camera (dashcam or CCTV), and objects placed
+where they belong, violations and hard negatives alike.
+
+Layout across the street (y, metres): the carriageway spans ``-road_half..road_half`` with
+parking bays or hatched no-parking strips along the right kerb; sidewalks with tactile paving
+run beyond each kerb up to the facades.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from streetwatch.datasets.synth import objects as build
+from streetwatch.datasets.synth.camera import PinholeCamera
+from streetwatch.datasets.synth.render import Face, SceneObject
+
+Rng = np.random.Generator
+CAMERA_KINDS = ("dashcam", "cctv")
+
+
+@dataclass(frozen=True)
+class StreetLayout:
+    """Cross-section of a street, in metres."""
+
+    road_half: float
+    sidewalk: float
+    length: float = 160.0
+    start: float = -20.0
+
+    @property
+    def right_kerb(self) -> float:
+        """y of the right kerb."""
+        return -self.road_half
+
+    @property
+    def right_facade(self) -> float:
+        """y of the right facade line."""
+        return -self.road_half - self.sidewalk
+
+
+@dataclass
+class Scene:
+    """A camera and everything in front of it."""
+
+    camera: PinholeCamera
+    layout: StreetLayout
+    objects: list[SceneObject] = field(default_factory=list)
+
+
+def _flat(x1: float, x2: float, y1: float, y2: float, z: float, colour: tuple[float, ...],
+          kind: str, layer: int) -> SceneObject:
+    face = Face(np.array([[x1, y1, z], [x2, y1, z], [x2, y2, z], [x1, y2, z]]),
+                (float(colour[0]), float(colour[1]), float(colour[2])))
+    return SceneObject(kind, None, ((x1 + x2) / 2, (y1 + y2) / 2, z), [face], layer=layer)
+
+
+def random_camera(rng: Rng, kind: str, layout: StreetLayout, size: tuple[int, int]
+                  ) -> PinholeCamera:
+    """A dashcam in a lane (1.2-1.8 m high, forward or side-looking) or a CCTV camera on a
+    sidewalk pole (4-10 m high, looking obliquely down)."""
+    width, height = size
+    if kind == "dashcam":
+        lane_y = -layout.road_half + rng.uniform(1.8, min(5.5, layout.road_half))
+        side = rng.random() < 0.25
+        yaw = rng.uniform(-75, -55) if side else rng.uniform(-6, 6)
+        return PinholeCamera(width, height, rng.uniform(70, 100), (0.0, lane_y,
+                             rng.uniform(1.2, 1.8)), yaw, rng.uniform(-6, 0))
+    if kind == "cctv":
+        on_right = rng.random() < 0.7
+        y = layout.right_kerb - 0.5 if on_right else layout.road_half + 0.5
+        yaw = rng.uniform(5, 40) * (1 if on_right else -1)
+        return PinholeCamera(width, height, rng.uniform(55, 85), (0.0, y, rng.uniform(4, 10)),
+                             yaw, rng.uniform(-35, -15))
+    raise ValueError(f"camera kind {kind!r}: use one of {', '.join(CAMERA_KINDS)}")
+
+
+def _ground(layout: StreetLayout, rng: Rng) -> list[SceneObject]:
+    x1, x2 = layout.start, layout.start + layout.length
+    asphalt = np.array([70, 70, 72]) + rng.normal(0, 8)
+    paving = np.array([150, 160, 165]) + rng.normal(0, 12, 3)
+    far = layout.road_half + layout.sidewalk
+    items = [
+        _flat(x1, x2, -layout.road_half, layout.road_half, 0.0, tuple(asphalt), "road", 1),
+        _flat(x1, x2, -far, -layout.road_half, 0.12, tuple(paving), "sidewalk", 1),
+        _flat(x1, x2, layout.road_half, far, 0.12, tuple(paving), "sidewalk", 1),
+    ]
+    for y in (-far + 0.8, far - 1.1):  # tactile paving
+        items.append(_flat(x1, x2, y, y + 0.3, 0.125, (40, 190, 220), "tactile_paving", 2))
+    for x in np.arange(x1, x2, 9.0):  # centre line dashes
+        items.append(_flat(x, x + 4.0, -0.08, 0.08, 0.005, (235, 235, 235), "lane_mark", 2))
+    crossing_x = rng.uniform(25, 70)
+    for y in np.arange(-layout.road_half + 0.3, layout.road_half, 1.0):
+        items.append(_flat(crossing_x, crossing_x + 4.0, y, y + 0.5, 0.006, (235, 235, 235),
+                           "crossing", 2))
+    return items
+
+
+def _facades(layout: StreetLayout, rng: Rng) -> tuple[list[SceneObject], list[SceneObject]]:
+    """Facades with windows and shop fronts, and the lawful signs and ads on them."""
+    scenery: list[SceneObject] = []
+    decals: list[SceneObject] = []
+    for side in (-1, 1):
+        y = side * (layout.road_half + layout.sidewalk)
+        x = layout.start
+        while x < layout.start + layout.length:
+            width = rng.uniform(6, 14)
+            height = rng.uniform(6, 18)
+            wall = np.array([120, 140, 160]) + rng.normal(0, 25, 3)
+            scenery.append(SceneObject("facade", None, (x + width / 2, y, 0.0), [
+                Face(np.array([[x, y, 0.0], [x + width, y, 0.0], [x + width, y, height],
+                               [x, y, height]]), tuple(np.clip(wall, 0, 255)))], layer=0))
+            shop = np.array([[x + 0.5, y - side * 0.01, 0.0], [x + width - 0.5, y - side * 0.01,
+                              0.0], [x + width - 0.5, y - side * 0.01, 2.8],
+                              [x + 0.5, y - side * 0.01, 2.8]])
+            scenery.append(SceneObject("shop_front", None, (x + width / 2, y, 0.0),
+                                       [Face(shop, (80, 70, 60))], layer=0))
+            for wz in np.arange(4.0, height - 1.0, 3.0):
+                for wx in np.arange(x + 1.0, x + width - 1.5, 2.5):
+                    window = np.array([[wx, y - side * 0.01, wz], [wx + 1.2, y - side * 0.01, wz],
+                                       [wx + 1.2, y - side * 0.01, wz + 1.5],
+                                       [wx, y - side * 0.01, wz + 1.5]])
+                    scenery.append(SceneObject("window", None, (wx, y, wz),
+                                               [Face(window, (110, 90, 70))], layer=0))
+            if rng.random() < 0.8:
+                decals.append(build.shop_sign(rng, x + width / 2, y - side * 0.05,
+                                              3.0, width * 0.8, facing_y=True))
+            if rng.random() < 0.35:
+                for _ in range(int(rng.integers(1, 4))):
+                    decals.append(build.poster(rng, x + rng.uniform(0.5, width - 0.5),
+                                               y - side * 0.04, rng.uniform(0.8, 2.0),
+                                               facing_y=True))
+            x += width
+    for obj in decals:
+        obj.layer = 0
+    return scenery, decals
+
+
+def random_scene(rng: Rng, camera_kind: str, size: tuple[int, int]) -> Scene:
+    """A street with a camera and randomly placed objects of every kind.
+
+    About 15 % of scenes hold no violation at all: only scenery and hard negatives.
+    """
+    layout = StreetLayout(road_half=rng.uniform(3.5, 7.5), sidewalk=rng.uniform(3.0, 6.0))
+    camera = random_camera(rng, camera_kind, layout, size)
+    scene = Scene(camera, layout)
+    scene.objects += _ground(layout, rng)
+    scenery, facade_decals = _facades(layout, rng)
+    scene.objects += scenery
+    violations = rng.random() >= 0.15
+    if violations:
+        scene.objects += facade_decals
+    else:
+        scene.objects += [d for d in facade_decals if d.class_key is None]
+    _street_furniture(scene, rng, violations)
+    return scene
+
+
+def _street_furniture(scene: Scene, rng: Rng, violations: bool) -> None:
+    layout = scene.layout
+    kerb = layout.right_kerb
+    walk_mid = kerb - layout.sidewalk / 2
+    objects = scene.objects
+    ahead = (4.0, 70.0)
+    # Poles with clutter or neat lines.
+    pole_y = kerb - 0.6
+    for px in np.arange(rng.uniform(2, 12), ahead[1], rng.uniform(18, 30)):
+        height = rng.uniform(7, 9)
+        objects.append(build.pole(float(px), pole_y, height))
+        if violations and rng.random() < 0.5:
+            objects.append(build.cable_clutter(rng, float(px), pole_y, height - 0.3, 6.0))
+        else:
+            objects.append(build.neat_lines(float(px), float(px) + 20, pole_y, height - 0.3))
+        if violations and rng.random() < 0.3:
+            objects.append(build.poster(rng, float(px) - 0.13, pole_y, rng.uniform(1.2, 2.0),
+                                        facing_y=False, scale=0.8))
+    # Vehicles: driving in lanes (vehicle), in bays (vehicle), on the sidewalk (illegal).
+    for _ in range(int(rng.integers(1, 5))):
+        lane = rng.uniform(-layout.road_half + 1.5, layout.road_half - 1.5)
+        objects.append(build.car(rng, rng.uniform(*ahead), lane, 0.0, "vehicle"))
+    bay_y = kerb + 1.2
+    for bx in np.arange(rng.uniform(6, 15), ahead[1], 6.0):
+        if rng.random() < 0.5:
+            objects.append(build.car(rng, float(bx), bay_y, float(rng.normal(0, 0.03)),
+                                     "vehicle"))
+    if violations:
+        for _ in range(int(rng.integers(0, 3))):
+            objects.append(build.car(rng, rng.uniform(*ahead), walk_mid + rng.uniform(-0.5, 0.5),
+                                     float(rng.normal(0, 0.15)), "illegal_parking"))
+        for _ in range(int(rng.integers(0, 3))):
+            maker = build.vending_stall if rng.random() < 0.6 else build.vending_cart
+            objects.append(maker(rng, rng.uniform(*ahead), walk_mid + rng.uniform(-1, 1)))
+        for _ in range(int(rng.integers(0, 4))):
+            y = bay_y + rng.uniform(-0.5, 0.5) if rng.random() < 0.5 else walk_mid
+            objects.append(build.ground_lock(rng, rng.uniform(4, 40), y))
+    # Hard negatives.
+    objects += build.bollard_row(rng, rng.uniform(*ahead), kerb - 0.35, int(rng.integers(3, 7)))
+    objects.append(build.hydrant(rng, rng.uniform(*ahead), kerb - 0.5))
+    objects.append(build.traffic_sign(rng, rng.uniform(*ahead), kerb - 0.4))
+    for _ in range(int(rng.integers(1, 6))):
+        objects.append(build.pedestrian(rng, rng.uniform(*ahead),
+                                        walk_mid + rng.uniform(-1.5, 1.5)))
+    for tx in np.arange(rng.uniform(3, 10), ahead[1], rng.uniform(12, 20)):
+        objects.append(build.tree(rng, float(tx), kerb - layout.sidewalk + 1.2))
