@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +44,7 @@ class PinholeCamera:
     pitch_deg: float
     window: tuple[float, float, float] | None = None
 
-    @property
+    @cached_property
     def focal_px(self) -> float:
         """Focal length in pixels."""
         if self.window is not None:
@@ -66,7 +67,7 @@ class PinholeCamera:
         return replace(self, width=width, height=height,
                        window=(self.focal_px, self.cx - x0, self.cy - y0))
 
-    @property
+    @cached_property
     def rotation(self) -> FloatArray:
         """3x3 world-to-camera rotation (rows: camera right, down, forward in world axes)."""
         yaw, pitch = math.radians(self.yaw_deg), math.radians(self.pitch_deg)
@@ -76,9 +77,13 @@ class PinholeCamera:
         down = np.cross(forward, right)
         return np.stack([right, down, forward])
 
+    @cached_property
+    def _origin(self) -> FloatArray:
+        return np.array(self.position, dtype=np.float64)
+
     def to_camera(self, points: FloatArray) -> FloatArray:
         """(N, 3) world points -> (N, 3) camera-frame points (z is depth along the axis)."""
-        offset = np.asarray(points, dtype=np.float64) - np.array(self.position)
+        offset = np.asarray(points, dtype=np.float64) - self._origin
         camera_points: FloatArray = offset @ self.rotation.T
         return camera_points
 
@@ -146,6 +151,24 @@ class PinholeCamera:
                            f * cam[:, 1] / cam[:, 2] + self.cy], axis=1)
         return pixels, cam[:, 2]
 
+    def sees_box(self, low: FloatArray, high: FloatArray) -> bool:
+        """Whether any part of the axis-aligned world box ``low..high`` can be in view
+        (a conservative test: False only when the whole box is behind the camera or wholly
+        beyond one edge of the view)."""
+        corners = np.array([[x, y, z] for x in (low[0], high[0]) for y in (low[1], high[1])
+                            for z in (low[2], high[2])])
+        cam = self.to_camera(corners)
+        depth = cam[:, 2]
+        if depth.max() <= NEAR_PLANE_M:
+            return False
+        f = self.focal_px
+        # Beyond an edge: every corner is outside the same side plane of the view.
+        for axis, centre, size in ((0, self.cx, self.width), (1, self.cy, self.height)):
+            low_edge, high_edge = -centre / f, (size - centre) / f
+            if np.all(cam[:, axis] < low_edge * depth) or np.all(cam[:, axis] > high_edge * depth):
+                return False
+        return True
+
     def horizon_row(self) -> float:
         """Image row of the horizon (may lie outside the image)."""
         return self.cy + self.focal_px * math.tan(math.radians(self.pitch_deg))
@@ -171,6 +194,8 @@ def _cut(a: FloatArray, b: FloatArray) -> FloatArray:
 
 def _clip_near(polygon: FloatArray) -> FloatArray:
     """Sutherland-Hodgman clipping of a camera-frame polygon to depth > NEAR_PLANE_M."""
+    if polygon[:, 2].min() > NEAR_PLANE_M:
+        return polygon
     out: list[FloatArray] = []
     count = len(polygon)
     for index in range(count):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from streetwatch.datasets.labels import Labels
 from streetwatch.datasets.synth.render import Label, UInt8Image, render
@@ -39,28 +41,33 @@ def _sky(rng: np.random.Generator, size: tuple[int, int], condition: str) -> UIn
                    "night": ((40, 20, 15), (70, 50, 40))}[condition]
     t = np.linspace(0, 1, height)[:, None, None]
     sky = (np.array(top) * (1 - t) + np.array(bottom) * t) + rng.normal(0, 4)
-    return np.broadcast_to(np.clip(sky, 0, 255), (height, width, 3)).astype(np.uint8)
+    return np.broadcast_to(np.clip(sky, 0, 255).astype(np.uint8), (height, width, 3))
 
 
 def _light(image: UInt8Image, depth: np.ndarray, condition: str,
            rng: np.random.Generator) -> UInt8Image:
+    fog, rain = rng.random() < 0.15, rng.random() < 0.12
+    if condition == "day" and not fog and not rain:
+        return image
     out = image.astype(np.float32)
     if condition == "dusk":
         out *= np.array([0.75, 0.8, 0.95], np.float32)
     elif condition == "night":
         out *= 0.3
         height, width = image.shape[:2]
-        glow = np.zeros((height, width), np.float32)
-        for _ in range(int(rng.integers(2, 6))):  # street lights
-            centre = (int(rng.uniform(0, width)), int(rng.uniform(0, height * 0.5)))
-            cv2.circle(glow, centre, int(rng.uniform(0.1, 0.3) * width), 1.0, -1)
-        glow = np.asarray(cv2.GaussianBlur(glow, (0, 0), width * 0.08), np.float32)
+        # Street-light glow, blurred at 1/8 scale: the blur is wide and need not be sharp.
+        small = np.zeros((height // 8 + 1, width // 8 + 1), np.float32)
+        for _ in range(int(rng.integers(2, 6))):
+            centre = (int(rng.uniform(0, width / 8)), int(rng.uniform(0, height / 16)))
+            cv2.circle(small, centre, int(rng.uniform(0.1, 0.3) * width / 8), 1.0, -1)
+        small = np.asarray(cv2.GaussianBlur(small, (0, 0), width * 0.01), np.float32)
+        glow = np.asarray(cv2.resize(small, (width, height)), np.float32)
         out *= 1 + 2.2 * glow[..., None] * np.array([0.7, 0.9, 1.2], np.float32)
-    if rng.random() < 0.15:  # fog: blend towards grey with distance
+    if fog:  # blend towards grey with distance
         finite = np.where(np.isfinite(depth), depth, 300.0)
         amount = 1 - np.exp(-finite / rng.uniform(25, 60))
         out = out * (1 - amount[..., None]) + 190 * amount[..., None]
-    if rng.random() < 0.12:  # rain streaks
+    if rain:  # streaks, and a darker, wetter look
         streaks = np.zeros(image.shape[:2], np.float32)
         count = int(image.shape[0] * image.shape[1] / 1500)
         ys = rng.integers(0, image.shape[0], count)
@@ -82,13 +89,39 @@ def _camera_effects(image: UInt8Image, rng: np.random.Generator) -> UInt8Image:
         kernel[length // 2, :] = 1.0 / length
         out = np.asarray(cv2.filter2D(out, -1, kernel), np.uint8)
     height, width = out.shape[:2]
-    if rng.random() < 0.5:  # vignetting
-        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        r = ((xx - width / 2) / width) ** 2 + ((yy - height / 2) / height) ** 2
-        out = np.clip(out * (1 - rng.uniform(0.2, 0.6) * r)[..., None], 0, 255).astype(np.uint8)
-    noise = rng.normal(0, rng.uniform(1, 6), out.shape).astype(np.float32)
-    noisy: UInt8Image = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    result = out.astype(np.float32)
+    if rng.random() < 0.5:  # vignetting: gain 1 - k * r^2
+        gain = cv2.scaleAdd(_radius2(width, height), -float(rng.uniform(0.2, 0.6)),
+                            np.ones((height, width, 3), np.float32))
+        result = np.asarray(cv2.multiply(result, gain), np.float32)
+    # Sensor noise: a random window of a fixed noise field, scaled (drawing 2.7 M fresh
+    # normals per frame would cost more than the rendering).
+    bank = _noise_bank(width, height)
+    dy, dx = int(rng.integers(0, _NOISE_PAD)), int(rng.integers(0, _NOISE_PAD))
+    result = np.asarray(cv2.scaleAdd(np.ascontiguousarray(bank[dy:dy + height, dx:dx + width]),
+                                     float(rng.uniform(1, 6)), result), np.float32)
+    # Saturating conversion; a value pushed below 0 by noise comes back as its small
+    # absolute value, which is invisible.
+    noisy: UInt8Image = np.asarray(cv2.convertScaleAbs(result), np.uint8)
     return noisy
+
+
+_NOISE_PAD = 64
+
+
+@lru_cache(maxsize=4)
+def _noise_bank(width: int, height: int) -> npt.NDArray[np.float32]:
+    """Unit Gaussian noise a little larger than the frame, the same in every process."""
+    rng = np.random.default_rng(20261125)
+    return rng.standard_normal((height + _NOISE_PAD, width + _NOISE_PAD, 3), np.float32)
+
+
+@lru_cache(maxsize=4)
+def _radius2(width: int, height: int) -> npt.NDArray[np.float32]:
+    """Squared distance from the image centre (in image widths and heights), 3 channels."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    r2 = ((xx - width / 2) / width) ** 2 + ((yy - height / 2) / height) ** 2
+    return np.ascontiguousarray(np.repeat(r2[..., None], 3, axis=2))
 
 
 def generate_image(seed: int, camera_kind: str, size: tuple[int, int]) -> SynthImage:

@@ -6,14 +6,36 @@ negatives."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import cache, partial
 
 import numpy as np
 
 from streetwatch.datasets.synth.camera import FloatArray
-from streetwatch.datasets.synth.render import Colour, Decal, Face, Line, Primitive, SceneObject
-from streetwatch.datasets.synth.textures import poster_texture, sign_texture
+from streetwatch.datasets.synth.render import (
+    Box,
+    Colour,
+    Decal,
+    Face,
+    Line,
+    Primitive,
+    SceneObject,
+    UInt8Image,
+)
+from streetwatch.datasets.synth.textures import facade_texture, poster_texture, sign_texture
 
 Rng = np.random.Generator
+
+
+def _lazy(make: Callable[[Rng], UInt8Image], seed: int) -> Callable[[], UInt8Image]:
+    """A texture made on first use, from its own seed, so that whether and when it is drawn
+    does not change any other random draw."""
+
+    @cache
+    def texture() -> UInt8Image:
+        return make(np.random.default_rng(seed))
+
+    return texture
 
 
 def _colour(rng: Rng, base: Colour, spread: float = 30.0) -> Colour:
@@ -22,8 +44,8 @@ def _colour(rng: Rng, base: Colour, spread: float = 30.0) -> Colour:
 
 
 def cuboid(centre: tuple[float, float, float], size: tuple[float, float, float],
-           colour: Colour, yaw: float = 0.0) -> list[Primitive]:
-    """The five visible-able faces (no bottom) of a box standing on ``centre``'s z.
+           colour: Colour, yaw: float = 0.0, has_top: bool = True) -> list[Primitive]:
+    """A box standing on ``centre``'s z.
 
     Args:
         centre: (x, y, z_bottom).
@@ -38,23 +60,24 @@ def cuboid(centre: tuple[float, float, float], size: tuple[float, float, float],
     for dx, dy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
         px, py = dx * length / 2, dy * width / 2
         corners.append((x + c * px - s * py, y + s * px + c * py))
-    bottom = [np.array([cx, cy, z]) for cx, cy in corners]
-    top = [np.array([cx, cy, z + height]) for cx, cy in corners]
-    faces: list[Primitive] = []
-    for i in range(4):
-        j = (i + 1) % 4
-        faces.append(Face(np.array([bottom[i], bottom[j], top[j], top[i]]), colour))
-    faces.append(Face(np.array(top), colour))
-    return faces
+    points = np.array([[cx, cy, z] for cx, cy in corners]
+                      + [[cx, cy, z + height] for cx, cy in corners])
+    return [Box(points, colour, has_top)]
+
 
 
 def _vertical_quad(x: float, y: float, z: float, width: float, height: float,
-                   facing_y: bool) -> FloatArray:
-    """Corners (top-left, top-right, bottom-right, bottom-left) of an upright rectangle, in a
-    plane of constant x (``facing_y`` False, spanning y) or constant y (spanning x)."""
+                   facing_y: bool, flip: bool = False) -> FloatArray:
+    """Corners (top-left, top-right, bottom-right, bottom-left) of an upright rectangle from
+    z up, in a plane of constant y (``facing_y``, spanning x) or constant x (spanning y).
+
+    Unflipped, the texture reads correctly for a viewer looking along +y (a left-hand
+    facade) or along +x (a sign facing oncoming traffic); ``flip`` mirrors it for a viewer
+    looking along -y (a right-hand facade)."""
     if facing_y:
-        return np.array([[x - width / 2, y, z + height], [x + width / 2, y, z + height],
-                         [x + width / 2, y, z], [x - width / 2, y, z]])
+        left, right = (x + width / 2, x - width / 2) if flip else (x - width / 2, x + width / 2)
+        return np.array([[left, y, z + height], [right, y, z + height],
+                         [right, y, z], [left, y, z]])
     return np.array([[x, y + width / 2, z + height], [x, y - width / 2, z + height],
                      [x, y - width / 2, z], [x, y + width / 2, z]])
 
@@ -78,9 +101,10 @@ def car(rng: Rng, x: float, y: float, yaw: float, class_key: str | None) -> Scen
     cabin_colour = (paint[0] * 0.8, paint[1] * 0.8, paint[2] * 0.8)
     primitives += cuboid((x - c * 0.1 * length, y - s * 0.1 * length, clearance + body_h),
                          (length * 0.55, width * 0.9, cabin_h), cabin_colour, yaw)
-    glass = cuboid((x - c * 0.1 * length, y - s * 0.1 * length, clearance + body_h + 0.05),
-                   (length * 0.56, width * 0.92, cabin_h * 0.75), (70, 55, 45), yaw)
-    primitives += glass[:4]
+    # Windows: a dark band around the cabin, slightly proud of it.
+    primitives += cuboid((x - c * 0.1 * length, y - s * 0.1 * length, clearance + body_h + 0.05),
+                         (length * 0.56, width * 0.92, cabin_h * 0.7), (70, 55, 45), yaw,
+                         has_top=False)
     return SceneObject("car", class_key, (x, y, 0.0), primitives)
 
 
@@ -164,6 +188,16 @@ def hydrant(rng: Rng, x: float, y: float) -> SceneObject:
     return SceneObject("hydrant", None, (x, y, 0.0), primitives)
 
 
+def facade(rng: Rng, x: float, width: float, y: float, height: float, flip: bool
+           ) -> SceneObject:
+    """A building front from x to x + width on the facade line y: one textured quad."""
+    quad = _vertical_quad(x + width / 2, y, 0.0, width, height, facing_y=True, flip=flip)
+    texture = _lazy(partial(facade_texture, width_m=width, height_m=height),
+                    int(rng.integers(2**31)))
+    return SceneObject("facade", None, (x + width / 2, y, 0.0),
+                       [Decal(quad, texture, (130.0, 140.0, 150.0))], layer=0)
+
+
 def pole(x: float, y: float, height: float, colour: Colour = (90, 90, 90)) -> SceneObject:
     """A utility or lamp pole."""
     return SceneObject("pole", None, (x, y, 0.0),
@@ -205,22 +239,24 @@ def neat_lines(x1: float, x2: float, y: float, height: float) -> SceneObject:
     return SceneObject("neat_lines", None, ((x1 + x2) / 2, y, height), primitives)
 
 
-def poster(rng: Rng, x: float, y: float, z: float, facing_y: bool, scale: float = 1.0
-           ) -> SceneObject:
+def poster(rng: Rng, x: float, y: float, z: float, facing_y: bool, scale: float = 1.0,
+           flip: bool = False) -> SceneObject:
     """A small ad stuck on a wall, pole, box or window (a textured paper rectangle)."""
     width, height = rng.uniform(0.2, 0.6) * scale, rng.uniform(0.25, 0.8) * scale
-    texture = poster_texture(rng)
-    quad = _vertical_quad(x, y, z, width, height, facing_y)
-    return SceneObject("poster", "unauthorized_ad", (x, y, z), [Decal(quad, texture)])
+    texture = _lazy(poster_texture, int(rng.integers(2**31)))
+    quad = _vertical_quad(x, y, z, width, height, facing_y, flip)
+    return SceneObject("poster", "unauthorized_ad", (x, y, z),
+                       [Decal(quad, texture, (200.0, 215.0, 225.0))])
 
 
-def shop_sign(rng: Rng, x: float, y: float, z: float, width: float, facing_y: bool
-              ) -> SceneObject:
+def shop_sign(rng: Rng, x: float, y: float, z: float, width: float, facing_y: bool,
+              flip: bool = False) -> SceneObject:
     """A lawful shop signboard above a shop front (hard negative for ads)."""
     height = rng.uniform(0.6, 1.1)
-    quad = _vertical_quad(x, y, z, width, height, facing_y)
-    return SceneObject("shop_sign", None, (x, y, z), [Decal(quad, sign_texture(rng, width,
-                                                                                 height))])
+    quad = _vertical_quad(x, y, z, width, height, facing_y, flip)
+    texture = _lazy(partial(sign_texture, width_m=width, height_m=height),
+                    int(rng.integers(2**31)))
+    return SceneObject("shop_sign", None, (x, y, z), [Decal(quad, texture, (60.0, 60.0, 120.0))])
 
 
 def traffic_sign(rng: Rng, x: float, y: float) -> SceneObject:

@@ -9,14 +9,15 @@ also outside the frame) survives occlusion and the frame edge.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-from streetwatch.datasets.synth.camera import FloatArray, PinholeCamera
+from streetwatch.datasets.synth.camera import NEAR_PLANE_M, FloatArray, PinholeCamera
 
 MIN_VISIBLE_FRACTION = 0.3
 MIN_BOX_SIDE_PX = 4
@@ -35,6 +36,30 @@ class Face:
     colour: Colour
 
 
+# Faces of a box whose corners are ordered bottom 0-3 then top 4-7 (same order around).
+_BOX_FACES = ((0, 1, 5, 4), (1, 2, 6, 5), (2, 3, 7, 6), (3, 0, 4, 7), (4, 5, 6, 7))
+
+
+@dataclass(frozen=True)
+class Box:
+    """A convex box: ``points`` (8, 3), bottom four corners then the top four in the same
+    order around. Only the faces turned towards the camera are drawn, which also keeps a
+    box's own faces in the right order."""
+
+    points: FloatArray
+    colour: Colour
+    has_top: bool = True
+
+    @property
+    def face_indices(self) -> tuple[tuple[int, int, int, int], ...]:
+        """Corner indices of the faces drawn: the sides, and the top unless left open."""
+        return _BOX_FACES if self.has_top else _BOX_FACES[:4]
+
+    def faces(self) -> list[FloatArray]:
+        """The faces (no bottom) as (4, 3) polygons."""
+        return [self.points[list(face)] for face in self.face_indices]
+
+
 @dataclass(frozen=True)
 class Line:
     """A polyline of constant world thickness (a cable, a pole seen thin)."""
@@ -47,13 +72,24 @@ class Line:
 @dataclass(frozen=True)
 class Decal:
     """A texture mapped onto a world quad. ``quad``: (4, 3) corners in the texture's order
-    top-left, top-right, bottom-right, bottom-left; ``texture``: HxWx3 uint8 BGR."""
+    top-left, top-right, bottom-right, bottom-left; ``texture``: HxWx3 uint8 BGR, or a
+    function making it, called only if the decal is drawn (most facade signs are not seen)."""
 
     quad: FloatArray
-    texture: UInt8Image
+    texture: UInt8Image | Callable[[], UInt8Image]
+    colour: Colour = (200.0, 200.0, 200.0)
+
+    @property
+    def points(self) -> FloatArray:
+        """The quad, for code that treats every flat primitive alike."""
+        return self.quad
+
+    def image(self) -> UInt8Image:
+        """The texture, made now if it is made lazily."""
+        return self.texture() if callable(self.texture) else self.texture
 
 
-Primitive = Face | Line | Decal
+Primitive = Face | Box | Line | Decal
 
 
 @dataclass
@@ -74,6 +110,12 @@ class SceneObject:
     anchor: tuple[float, float, float]
     primitives: list[Primitive] = field(default_factory=list)
     layer: int = 3
+
+    def bounds(self) -> tuple[FloatArray, FloatArray]:
+        """World-space axis-aligned bounds of all primitives (lines padded by thickness)."""
+        points = np.concatenate([p.points for p in self.primitives])
+        pad = max((p.thickness_m for p in self.primitives if isinstance(p, Line)), default=0.0)
+        return points.min(axis=0) - pad, points.max(axis=0) + pad
 
 
 @dataclass(frozen=True)
@@ -102,41 +144,83 @@ def _shade(colour: Colour, points: FloatArray, light: FloatArray) -> Colour:
     """Lambert shading of a face by the angle between its normal and the light."""
     if len(points) < 3:
         return colour
-    normal = np.cross(points[1] - points[0], points[2] - points[0])
-    norm = np.linalg.norm(normal)
+    (ax, ay, az), (bx, by, bz) = points[1] - points[0], points[2] - points[0]
+    nx, ny, nz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    norm = math.sqrt(nx * nx + ny * ny + nz * nz)
     if norm < 1e-12:
         return colour
-    factor = 0.55 + 0.45 * abs(float(normal @ light) / float(norm))
+    factor = 0.55 + 0.45 * abs(float(nx * light[0] + ny * light[1] + nz * light[2]) / norm)
     return (colour[0] * factor, colour[1] * factor, colour[2] * factor)
 
 
+# Decals smaller than this on screen are drawn as a flat patch of their colour.
+_MIN_TEXTURED_PX = 4
+
+
 class _Canvas:
-    def __init__(self, camera: PinholeCamera, background: UInt8Image, light: FloatArray) -> None:
+    """Image, object-id and depth buffers; ``mask_only`` draws object ids alone (for
+    silhouettes), which skips shading and texture mapping."""
+
+    def __init__(self, camera: PinholeCamera, background: UInt8Image, light: FloatArray,
+                 mask_only: bool = False) -> None:
         self.camera = camera
-        self.image = background.copy()
+        self.mask_only = mask_only
+        self.image = background  # drawn on in place: the caller hands it over
         self.ids = np.full(background.shape[:2], -1, np.int32)
-        self.depth = np.full(background.shape[:2], np.inf, np.float32)
+        self.depth = (np.zeros((1, 1), np.float32) if mask_only
+                      else np.full(background.shape[:2], np.inf, np.float32))
         self.light = light
 
     def draw(self, index: int, obj: SceneObject) -> None:
         for primitive in obj.primitives:
             if isinstance(primitive, Face):
                 self._face(index, primitive)
+            elif isinstance(primitive, Box):
+                self._box(index, primitive)
             elif isinstance(primitive, Line):
                 self._line(index, primitive)
             else:
                 self._decal(index, primitive)
 
-    def _face(self, index: int, face: Face) -> None:
+    def _face(self, index: int, face: Face | Decal) -> None:
         projected = self.camera.project_polygon(face.points)
         if projected is None:
             return
         pixels, depth = projected
         polygon = [np.round(pixels * 16).astype(np.int32)]
+        cv2.fillPoly(self.ids, polygon, index, cv2.LINE_8, shift=4)
+        if self.mask_only:
+            return
         colour = _shade(face.colour, face.points, self.light)
         cv2.fillPoly(self.image, polygon, colour, cv2.LINE_AA, shift=4)
-        cv2.fillPoly(self.ids, polygon, index, cv2.LINE_8, shift=4)
         cv2.fillPoly(self.depth, polygon, depth, cv2.LINE_8, shift=4)
+
+    def _box(self, index: int, box: Box) -> None:
+        indices = np.array(box.face_indices)
+        faces = box.points[indices]  # (F, 4, 3)
+        visible = _front_facing(faces, box.points.mean(axis=0), self.camera._origin)
+        camera_points = self.camera.to_camera(box.points)
+        if camera_points[:, 2].min() <= NEAR_PLANE_M:
+            for face, seen in zip(faces, visible, strict=True):
+                if seen:  # partly behind the camera: clip face by face
+                    self._face(index, Face(face, box.colour))
+            return
+        f = self.camera.focal_px
+        pixels = np.stack([f * camera_points[:, 0] / camera_points[:, 2] + self.camera.cx,
+                           f * camera_points[:, 1] / camera_points[:, 2] + self.camera.cy],
+                          axis=1)
+        fixed = np.round(pixels * 16).astype(np.int32)
+        for face, points, seen in zip(box.face_indices, faces, visible, strict=True):
+            if not seen:
+                continue
+            polygon = [fixed[list(face)]]
+            cv2.fillPoly(self.ids, polygon, index, cv2.LINE_8, shift=4)
+            if self.mask_only:
+                continue
+            cv2.fillPoly(self.image, polygon, _shade(box.colour, points, self.light), cv2.LINE_AA,
+                         shift=4)
+            cv2.fillPoly(self.depth, polygon, float(camera_points[list(face), 2].mean()),
+                         cv2.LINE_8, shift=4)
 
     def _line(self, index: int, line: Line) -> None:
         f = self.camera.focal_px
@@ -147,32 +231,48 @@ class _Canvas:
                 p, q = tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int))
                 if not _segment_near_frame(p, q, self.image.shape):
                     continue
-                cv2.line(self.image, p, q, line.colour, thickness, cv2.LINE_AA)
                 cv2.line(self.ids, p, q, index, thickness, cv2.LINE_8)
-                cv2.line(self.depth, p, q, float(depth), thickness, cv2.LINE_8)
+                if not self.mask_only:
+                    cv2.line(self.image, p, q, line.colour, thickness, cv2.LINE_AA)
+                    cv2.line(self.depth, p, q, float(depth), thickness, cv2.LINE_8)
 
     def _decal(self, index: int, decal: Decal) -> None:
         pixels, depths = self.camera.project(decal.quad)
         if np.any(depths <= 0.5):
             return  # too close to map stably; such decals are never labelled anyway
+        extent = pixels.max(axis=0) - pixels.min(axis=0)
+        if self.mask_only or extent.min() < _MIN_TEXTURED_PX:
+            self._face(index, decal)
+            return
         height, width = self.image.shape[:2]
         x1, y1 = np.floor(pixels.min(axis=0)).astype(int)
         x2, y2 = np.ceil(pixels.max(axis=0)).astype(int)
         x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
         if x2 - x1 < 1 or y2 - y1 < 1:
             return
-        th, tw = decal.texture.shape[:2]
+        texture = decal.image()
+        th, tw = texture.shape[:2]
         source = np.array([[0, 0], [tw - 1, 0], [tw - 1, th - 1], [0, th - 1]], np.float32)
         target = (pixels - np.array([x1, y1])).astype(np.float32)
         matrix = cv2.getPerspectiveTransform(source, target)
-        size = (x2 - x1, y2 - y1)
-        warped = cv2.warpPerspective(decal.texture, matrix, size, flags=cv2.INTER_LINEAR)
-        mask = cv2.warpPerspective(np.full((th, tw), 255, np.uint8), matrix, size,
-                                   flags=cv2.INTER_NEAREST) > 0
-        region = self.image[y1:y2, x1:x2]
-        region[mask] = warped[mask]
-        self.ids[y1:y2, x1:x2][mask] = index
-        self.depth[y1:y2, x1:x2][mask] = float(depths.mean())
+        region = np.ascontiguousarray(self.image[y1:y2, x1:x2])
+        # BORDER_TRANSPARENT leaves pixels outside the quad as they were.
+        cv2.warpPerspective(texture, matrix, (x2 - x1, y2 - y1), dst=region,
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+        self.image[y1:y2, x1:x2] = region
+        polygon = [np.round(pixels * 16).astype(np.int32)]
+        cv2.fillPoly(self.ids, polygon, index, cv2.LINE_8, shift=4)
+        cv2.fillPoly(self.depth, polygon, float(depths.mean()), cv2.LINE_8, shift=4)
+
+
+def _front_facing(faces: FloatArray, solid_centre: FloatArray, eye: FloatArray
+                  ) -> npt.NDArray[np.bool_]:
+    """Which faces (F, K, 3) of a convex solid are turned towards the eye."""
+    normals = np.cross(faces[:, 1] - faces[:, 0], faces[:, 2] - faces[:, 0])
+    centres = faces.mean(axis=1)
+    outward = np.sign(np.einsum("ij,ij->i", normals, centres - solid_centre))
+    facing: npt.NDArray[np.bool_] = np.einsum("ij,ij->i", normals, eye - centres) * outward > 0
+    return facing
 
 
 def _segment_near_frame(p: tuple[int, ...], q: tuple[int, ...], shape: tuple[int, ...]) -> bool:
@@ -190,9 +290,17 @@ def _extent(camera: PinholeCamera, obj: SceneObject) -> tuple[int, int, int, int
             for pixels, depths in camera.project_polyline(primitive.points):
                 points.append(pixels)
                 pad = max(pad, float(camera.focal_px * primitive.thickness_m / depths.min()))
+        elif isinstance(primitive, Box):
+            pixels, depths = camera.project(primitive.points)
+            if depths.min() > NEAR_PLANE_M:
+                points.append(pixels)
+                continue
+            for face in primitive.faces():
+                projected = camera.project_polygon(face)
+                if projected is not None:
+                    points.append(projected[0])
         else:
-            projected = camera.project_polygon(
-                primitive.points if isinstance(primitive, Face) else primitive.quad)
+            projected = camera.project_polygon(primitive.points)
             if projected is not None:
                 points.append(projected[0])
     if not points:
@@ -217,8 +325,8 @@ def silhouette_area(camera: PinholeCamera, obj: SceneObject) -> int:
     if x2 <= x1 or y2 <= y1:
         return 0
     window = camera.crop(x1, y1, x2 - x1, y2 - y1)
-    canvas = _Canvas(window, np.zeros((y2 - y1, x2 - x1, 3), np.uint8),
-                     np.array([0.0, 0.0, 1.0]))
+    canvas = _Canvas(window, np.zeros((y2 - y1, x2 - x1, 1), np.uint8),
+                     np.array([0.0, 0.0, 1.0]), mask_only=True)
     canvas.draw(0, obj)
     return int(np.count_nonzero(canvas.ids == 0))
 
@@ -234,30 +342,37 @@ def render(
     Args:
         camera: The camera.
         objects: Everything in the scene.
-        background: HxWx3 BGR image drawn first (the sky).
+        background: HxWx3 BGR image drawn first (the sky); left untouched.
         light: Unit vector towards the main light, for face shading.
     """
     light = np.array([0.3, -0.4, 0.87]) if light is None else light
-    canvas = _Canvas(camera, background, light / np.linalg.norm(light))
+    canvas = _Canvas(camera, background.copy(), light / np.linalg.norm(light))
     position = np.array(camera.position)
-    order = sorted(range(len(objects)),
+    in_view = [i for i, obj in enumerate(objects) if obj.primitives and
+               camera.sees_box(*obj.bounds())]
+    order = sorted(in_view,
                    key=lambda i: (objects[i].layer,
                                   -float(np.linalg.norm(np.array(objects[i].anchor) - position))))
     for index in order:
         canvas.draw(index, objects[index])
-    labels = _labels(camera, objects, canvas.ids)
+    labels = _labels(camera, [objects[i] if i in set(in_view) else None
+                              for i in range(len(objects))], canvas.ids)
     return Rendered(canvas.image, canvas.ids, canvas.depth, labels)
 
 
-def _labels(camera: PinholeCamera, objects: Sequence[SceneObject],
+def _labels(camera: PinholeCamera, objects: Sequence[SceneObject | None],
             ids: npt.NDArray[np.int32]) -> list[Label]:
+    """Labels of the drawn objects (None stands for an object culled as out of view)."""
     labels: list[Label] = []
-    wanted = [i for i, obj in enumerate(objects) if obj.class_key is not None]
+    wanted = [i for i, obj in enumerate(objects) if obj is not None and obj.class_key is not None]
     if not wanted:
         return labels
     height, width = ids.shape
     for index in wanted:
-        extent = _extent(camera, objects[index])
+        obj = objects[index]
+        if obj is None:
+            continue
+        extent = _extent(camera, obj)
         if extent is None:
             continue
         left, top = max(extent[0], 0), max(extent[1], 0)
@@ -270,10 +385,10 @@ def _labels(camera: PinholeCamera, objects: Sequence[SceneObject],
         x2, y2 = int(xs.max()) + 1 + left, int(ys.max()) + 1 + top
         if x2 - x1 < MIN_BOX_SIDE_PX or y2 - y1 < MIN_BOX_SIDE_PX:
             continue
-        full = silhouette_area(camera, objects[index])
+        full = silhouette_area(camera, obj)
         fraction = len(xs) / full if full else 0.0
         if fraction < MIN_VISIBLE_FRACTION:
             continue
-        key = objects[index].class_key or ""
+        key = obj.class_key or ""
         labels.append(Label(key, index, (x1, y1, x2, y2), min(1.0, fraction)))
     return labels

@@ -107,30 +107,15 @@ def _facades(layout: StreetLayout, rng: Rng) -> tuple[list[SceneObject], list[Sc
         while x < layout.start + layout.length:
             width = rng.uniform(6, 14)
             height = rng.uniform(6, 18)
-            wall = np.array([120, 140, 160]) + rng.normal(0, 25, 3)
-            scenery.append(SceneObject("facade", None, (x + width / 2, y, 0.0), [
-                Face(np.array([[x, y, 0.0], [x + width, y, 0.0], [x + width, y, height],
-                               [x, y, height]]), tuple(np.clip(wall, 0, 255)))], layer=0))
-            shop = np.array([[x + 0.5, y - side * 0.01, 0.0], [x + width - 0.5, y - side * 0.01,
-                              0.0], [x + width - 0.5, y - side * 0.01, 2.8],
-                              [x + 0.5, y - side * 0.01, 2.8]])
-            scenery.append(SceneObject("shop_front", None, (x + width / 2, y, 0.0),
-                                       [Face(shop, (80, 70, 60))], layer=0))
-            for wz in np.arange(4.0, height - 1.0, 3.0):
-                for wx in np.arange(x + 1.0, x + width - 1.5, 2.5):
-                    window = np.array([[wx, y - side * 0.01, wz], [wx + 1.2, y - side * 0.01, wz],
-                                       [wx + 1.2, y - side * 0.01, wz + 1.5],
-                                       [wx, y - side * 0.01, wz + 1.5]])
-                    scenery.append(SceneObject("window", None, (wx, y, wz),
-                                               [Face(window, (110, 90, 70))], layer=0))
+            scenery.append(build.facade(rng, x, width, y, height, flip=side < 0))
             if rng.random() < 0.8:
                 decals.append(build.shop_sign(rng, x + width / 2, y - side * 0.05,
-                                              3.0, width * 0.8, facing_y=True))
+                                              3.0, width * 0.8, facing_y=True, flip=side < 0))
             if rng.random() < 0.35:
                 for _ in range(int(rng.integers(1, 4))):
                     decals.append(build.poster(rng, x + rng.uniform(0.5, width - 0.5),
                                                y - side * 0.04, rng.uniform(0.8, 2.0),
-                                               facing_y=True))
+                                               facing_y=True, flip=side < 0))
             x += width
     for obj in decals:
         obj.layer = 0

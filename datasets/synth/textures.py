@@ -7,30 +7,56 @@ like Chinese print. Phone-number-like strings use OpenCV's digits.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from streetwatch.datasets.synth.render import UInt8Image
 
 Rng = np.random.Generator
 
 
+_GLYPH_PX = 32
+_GLYPH_COUNT = 512
+
+
+@lru_cache(maxsize=1)
+def _glyph_bank() -> npt.NDArray[np.float32]:
+    """(512, 32, 32) alpha masks of CJK-like characters: 3-7 horizontal, vertical and
+    slanted strokes each. Made once per process from a fixed seed; drawing strokes afresh for
+    every character would cost more than rendering the scene."""
+    rng = np.random.default_rng(7)
+    bank = np.zeros((_GLYPH_COUNT, _GLYPH_PX, _GLYPH_PX), np.uint8)
+    for glyph in bank:
+        for _ in range(int(rng.integers(3, 8))):
+            kind = rng.integers(0, 4)
+            a = rng.uniform(0.1, 0.9, 2)
+            if kind == 0:
+                b = np.array([rng.uniform(a[0], 0.95), a[1]])
+            elif kind == 1:
+                b = np.array([a[0], rng.uniform(a[1], 0.95)])
+            else:
+                b = np.clip(a + rng.uniform(-0.4, 0.4, 2), 0.05, 0.95)
+            p = (int(a[0] * _GLYPH_PX), int(a[1] * _GLYPH_PX))
+            q = (int(b[0] * _GLYPH_PX), int(b[1] * _GLYPH_PX))
+            cv2.line(glyph, p, q, 255, 3, cv2.LINE_AA)
+    masks: npt.NDArray[np.float32] = bank.astype(np.float32) / np.float32(255)
+    return masks
+
+
 def _glyph(image: UInt8Image, x: int, y: int, size: int, colour: tuple[int, int, int],
            rng: Rng) -> None:
     """Draw one CJK-like character in the square cell at (x, y)."""
-    thickness = max(1, size // 9)
-    for _ in range(int(rng.integers(3, 8))):
-        kind = rng.integers(0, 4)
-        a = rng.uniform(0.1, 0.9, 2)
-        if kind == 0:    # horizontal stroke
-            b = np.array([rng.uniform(a[0], 0.95), a[1]])
-        elif kind == 1:  # vertical stroke
-            b = np.array([a[0], rng.uniform(a[1], 0.95)])
-        else:            # slanted stroke
-            b = np.clip(a + rng.uniform(-0.4, 0.4, 2), 0.05, 0.95)
-        p = (x + int(a[0] * size), y + int(a[1] * size))
-        q = (x + int(b[0] * size), y + int(b[1] * size))
-        cv2.line(image, p, q, colour, thickness, cv2.LINE_AA)
+    height, width = image.shape[:2]
+    if x < 0 or y < 0 or x + size > width or y + size > height or size < 2:
+        return
+    alpha = cv2.resize(_glyph_bank()[int(rng.integers(_GLYPH_COUNT))], (size, size),
+                       interpolation=cv2.INTER_AREA)[..., None]
+    cell = image[y:y + size, x:x + size].astype(np.float32)
+    image[y:y + size, x:x + size] = (cell * (1 - alpha)
+                                     + np.array(colour, np.float32) * alpha).astype(np.uint8)
 
 
 def _text_row(image: UInt8Image, x: int, y: int, size: int, count: int,
@@ -76,4 +102,41 @@ def sign_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     start = (width - count * int(size * 1.1)) // 2
     _text_row(image, start, 10, size, count, letters, rng)  # type: ignore[arg-type]
     cv2.rectangle(image, (1, 1), (width - 2, height - 2), letters, 2)
+    return image
+
+
+FACADE_PX_PER_M = 12
+
+
+def facade_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
+    """A building front: wall with texture, a grid of windows, a shop front at street level."""
+    width = max(8, int(width_m * FACADE_PX_PER_M))
+    height = max(8, int(height_m * FACADE_PX_PER_M))
+    wall = np.clip(np.array([120, 140, 160]) + rng.normal(0, 28, 3), 0, 255)
+    image = np.clip(wall + rng.normal(0, 5, (height, width, 1)), 0, 255).astype(np.uint8)
+    px = FACADE_PX_PER_M
+    shop_top = height - int(2.8 * px)
+    glass = tuple(int(v) for v in np.clip(np.array([80, 70, 60]) + rng.normal(0, 15, 3), 0, 255))
+    cv2.rectangle(image, (int(0.5 * px), shop_top), (width - int(0.5 * px), height - 1), glass, -1)
+    door_x = int(rng.uniform(0.2, 0.8) * width)
+    cv2.rectangle(image, (door_x, shop_top + int(0.5 * px)), (door_x + int(1.2 * px), height - 1),
+                  (40, 40, 40), -1)
+    # Windows on a regular grid, each with its own tint and a frame, painted in one
+    # vectorised step: per pixel, which window column and row it is in, if any.
+    win_w, win_h, pitch_x, pitch_y = int(1.2 * px), int(1.5 * px), int(2.5 * px), int(3.0 * px)
+    first_top = int(0.5 * px) + (shop_top - int(0.5 * px)) % pitch_y
+    xs, ys = np.arange(width) - px, np.arange(shop_top) - first_top
+    in_x = (xs >= 0) & (xs % pitch_x <= win_w) & (xs < width - int(2.5 * px))
+    in_y = (ys >= 0) & (ys % pitch_y <= win_h) & (ys < shop_top - first_top - (pitch_y - win_h))
+    if in_x.any() and in_y.any():
+        col, row = np.where(in_x, xs // pitch_x, 0), np.where(in_y, ys // pitch_y, 0)
+        pane = np.array([110, 90, 70]) + rng.normal(0, 12, 3)
+        tints = np.clip(pane + rng.normal(0, 10, (row.max() + 1, col.max() + 1, 3)), 0, 255)
+        edge_x = in_x & ((xs % pitch_x == 0) | (xs % pitch_x == win_w))
+        edge_y = in_y & ((ys % pitch_y == 0) | (ys % pitch_y == win_h))
+        region = image[:shop_top]
+        window = in_y[:, None] & in_x[None, :]
+        region[window] = tints[row[:, None], col[None, :]][window].astype(np.uint8)
+        frame = (edge_y[:, None] & in_x[None, :]) | (in_y[:, None] & edge_x[None, :])
+        region[frame] = np.clip(wall * 0.7, 0, 255).astype(np.uint8)
     return image

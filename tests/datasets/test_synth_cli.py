@@ -1,0 +1,75 @@
+"""`streetwatch data synth`: a valid, deterministic dataset and a contact sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from click.testing import CliRunner
+
+from streetwatch.datasets.format import Dataset
+from streetwatch.datasets.synth.scene import random_scene
+from streetwatch.service.cli import main
+
+VIOLATIONS = {"street_vending", "illegal_parking", "ground_lock", "cable_clutter",
+              "unauthorized_ad"}
+
+
+def _synth(out: Path, *extra: str) -> str:
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(out), "--images", "6",
+                                       "--size", "320x180", *extra])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_synth_writes_a_valid_dataset_and_a_preview(tmp_path: Path) -> None:
+    out, sheet = tmp_path / "synth", tmp_path / "sheet.png"
+    output = _synth(out, "--seed", "3", "--preview", str(sheet), "--split", "test")
+    assert "generated 6 images" in output
+    dataset = Dataset.open(out)
+    assert [r.split for r in dataset.records] == ["test"] * 6
+    assert all(r.meta["camera"] in ("dashcam", "cctv") for r in dataset.records)
+    assert len({r.group for r in dataset.records}) == 6
+    check = CliRunner().invoke(main, ["data", "validate", str(out)])
+    assert check.exit_code == 0, check.output
+    image = cv2.imread(str(sheet))
+    assert image is not None and image.shape[1] == 4 * 480  # four tiles a row
+
+
+def test_same_seed_same_dataset_whatever_the_workers(tmp_path: Path) -> None:
+    _synth(tmp_path / "one", "--seed", "5", "--workers", "1")
+    _synth(tmp_path / "two", "--seed", "5", "--workers", "2")
+    _synth(tmp_path / "other", "--seed", "6", "--workers", "2")
+
+    def content(name: str) -> list[tuple[str, str]]:
+        dataset = Dataset.open(tmp_path / name)
+        return [(r.sha256, (tmp_path / name / r.label_path).read_text()) for r in dataset.records]
+
+    assert content("one") == content("two")
+    assert content("one") != content("other")
+
+
+def test_bad_size_and_count_are_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "x"),
+                                       "--images", "2", "--size", "1280by720"])
+    assert result.exit_code == 2 and "expected WIDTHxHEIGHT" in result.output
+    result = CliRunner().invoke(main, ["data", "synth", "--out", str(tmp_path / "x"),
+                                       "--images", "0"])
+    assert result.exit_code == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_scenes_hold_hard_negatives_and_some_hold_no_violation() -> None:
+    without_violation = 0
+    scenes = 120
+    for seed in range(scenes):
+        scene = random_scene(np.random.default_rng(seed), "dashcam" if seed % 2 else "cctv",
+                             (640, 360))
+        kinds = {obj.kind for obj in scene.objects}
+        assert {"bollard", "hydrant", "traffic_sign", "pedestrian"} <= kinds
+        assert kinds & {"neat_lines", "cable_clutter"}
+        keys = {obj.class_key for obj in scene.objects}
+        assert "vehicle" in keys
+        without_violation += not (keys & VIOLATIONS)
+    assert 0.08 <= without_violation / scenes <= 0.25
