@@ -1,4 +1,8 @@
-"""One synthetic training image: scene, render, lighting and camera effects, YOLO labels."""
+"""One synthetic image: scene, render, then the look (light, weather, camera effects).
+
+The look is drawn once per image, or once per video so that light and weather hold still
+while the camera moves; only sensor noise changes from frame to frame.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,59 @@ import numpy as np
 import numpy.typing as npt
 
 from streetwatch.datasets.labels import Labels
-from streetwatch.datasets.synth.render import Label, UInt8Image, render
+from streetwatch.datasets.synth.camera import PinholeCamera
+from streetwatch.datasets.synth.render import Label, Rendered, SceneObject, UInt8Image, render
 from streetwatch.datasets.synth.scene import random_scene
 from streetwatch.models.taxonomy import TAXONOMY
 
 CONDITIONS = ("day", "dusk", "night")
+# Objects whose visible box is narrower or shorter than this share of the image width are
+# drawn but not labelled: at training resolution they are a few pixels, which no detector
+# can be asked to find (10.7 px at 1280 wide, 5.3 px once resized to 640).
+MIN_LABEL_WIDTH_SHARE = 1 / 120
+_NOISE_PAD = 64
+
+
+@dataclass(frozen=True)
+class Look:
+    """How a frame looks beyond its geometry.
+
+    Attributes:
+        condition: ``day``, ``dusk`` or ``night``.
+        sky_shift: Brightness offset of the sky gradient.
+        glows: Street-light glows at night: (x, y, radius) as fractions of the width.
+        fog_m: Fog distance scale in metres (None for clear air).
+        rain: Rain streaks and a darker, wetter look.
+        blur_px: Horizontal motion-blur length in pixels (0 for none).
+        vignette: Vignetting strength (0 for none).
+        noise_sigma: Sensor noise standard deviation in grey levels.
+    """
+
+    condition: str
+    sky_shift: float
+    glows: tuple[tuple[float, float, float], ...]
+    fog_m: float | None
+    rain: bool
+    blur_px: int
+    vignette: float
+    noise_sigma: float
+
+
+def random_look(rng: np.random.Generator) -> Look:
+    """A random look: mostly day, some dusk and night; fog, rain and blur now and then."""
+    condition = str(rng.choice(CONDITIONS, p=[0.6, 0.2, 0.2]))
+    glows = tuple((float(rng.uniform(0, 1)), float(rng.uniform(0, 0.3)),
+                   float(rng.uniform(0.1, 0.3))) for _ in range(int(rng.integers(2, 6))))
+    return Look(
+        condition=condition,
+        sky_shift=float(rng.normal(0, 4)),
+        glows=glows if condition == "night" else (),
+        fog_m=float(rng.uniform(25, 60)) if rng.random() < 0.15 else None,
+        rain=bool(rng.random() < 0.12),
+        blur_px=int(rng.integers(3, 9)) if rng.random() < 0.3 else 0,
+        vignette=float(rng.uniform(0.2, 0.6)) if rng.random() < 0.5 else 0.0,
+        noise_sigma=float(rng.uniform(1, 6)),
+    )
 
 
 @dataclass(frozen=True)
@@ -34,64 +86,62 @@ class SynthImage:
                                        [label.xyxy for label in self.labels], width, height)
 
 
-def _sky(rng: np.random.Generator, size: tuple[int, int], condition: str) -> UInt8Image:
+def sky(size: tuple[int, int], look: Look) -> UInt8Image:
+    """The sky gradient for a look (a read-only broadcast view)."""
     width, height = size
     top, bottom = {"day": ((235, 190, 140), (250, 235, 215)),
                    "dusk": ((140, 90, 80), (120, 170, 250)),
-                   "night": ((40, 20, 15), (70, 50, 40))}[condition]
+                   "night": ((40, 20, 15), (70, 50, 40))}[look.condition]
     t = np.linspace(0, 1, height)[:, None, None]
-    sky = (np.array(top) * (1 - t) + np.array(bottom) * t) + rng.normal(0, 4)
-    return np.broadcast_to(np.clip(sky, 0, 255).astype(np.uint8), (height, width, 3))
+    gradient = (np.array(top) * (1 - t) + np.array(bottom) * t) + look.sky_shift
+    return np.broadcast_to(np.clip(gradient, 0, 255).astype(np.uint8), (height, width, 3))
 
 
-def _light(image: UInt8Image, depth: np.ndarray, condition: str,
+def _light(image: UInt8Image, depth: npt.NDArray[np.float32], look: Look,
            rng: np.random.Generator) -> UInt8Image:
-    fog, rain = rng.random() < 0.15, rng.random() < 0.12
-    if condition == "day" and not fog and not rain:
+    if look.condition == "day" and look.fog_m is None and not look.rain:
         return image
     out = image.astype(np.float32)
-    if condition == "dusk":
+    height, width = image.shape[:2]
+    if look.condition == "dusk":
         out *= np.array([0.75, 0.8, 0.95], np.float32)
-    elif condition == "night":
+    elif look.condition == "night":
         out *= 0.3
-        height, width = image.shape[:2]
         # Street-light glow, blurred at 1/8 scale: the blur is wide and need not be sharp.
         small = np.zeros((height // 8 + 1, width // 8 + 1), np.float32)
-        for _ in range(int(rng.integers(2, 6))):
-            centre = (int(rng.uniform(0, width / 8)), int(rng.uniform(0, height / 16)))
-            cv2.circle(small, centre, int(rng.uniform(0.1, 0.3) * width / 8), 1.0, -1)
+        for x, y, radius in look.glows:
+            cv2.circle(small, (int(x * width / 8), int(y * height / 8)),
+                       int(radius * width / 8), 1.0, -1)
         small = np.asarray(cv2.GaussianBlur(small, (0, 0), width * 0.01), np.float32)
         glow = np.asarray(cv2.resize(small, (width, height)), np.float32)
         out *= 1 + 2.2 * glow[..., None] * np.array([0.7, 0.9, 1.2], np.float32)
-    if fog:  # blend towards grey with distance
+    if look.fog_m is not None:  # blend towards grey with distance
         finite = np.where(np.isfinite(depth), depth, 300.0)
-        amount = 1 - np.exp(-finite / rng.uniform(25, 60))
+        amount = 1 - np.exp(-finite / look.fog_m)
         out = out * (1 - amount[..., None]) + 190 * amount[..., None]
-    if rain:  # streaks, and a darker, wetter look
-        streaks = np.zeros(image.shape[:2], np.float32)
-        count = int(image.shape[0] * image.shape[1] / 1500)
-        ys = rng.integers(0, image.shape[0], count)
-        xs = rng.integers(0, image.shape[1], count)
-        streaks[ys, xs] = 1.0
+    if look.rain:  # streaks, and a darker, wetter look
+        streaks = np.zeros((height, width), np.float32)
+        count = int(height * width / 1500)
+        streaks[rng.integers(0, height, count), rng.integers(0, width, count)] = 1.0
         kernel = np.zeros((15, 15), np.float32)
         cv2.line(kernel, (5, 0), (9, 14), 1.0, 1)
         streaks = np.asarray(cv2.filter2D(streaks, -1, kernel / kernel.sum()), np.float32) * 6
         out += 90 * np.clip(streaks, 0, 1)[..., None]
         out *= 0.85
-    return np.clip(out, 0, 255).astype(np.uint8)
+    lit: UInt8Image = np.clip(out, 0, 255).astype(np.uint8)
+    return lit
 
 
-def _camera_effects(image: UInt8Image, rng: np.random.Generator) -> UInt8Image:
+def _camera_effects(image: UInt8Image, look: Look, rng: np.random.Generator) -> UInt8Image:
     out = image
-    if rng.random() < 0.3:  # motion blur
-        length = int(rng.integers(3, 9))
-        kernel = np.zeros((length, length), np.float32)
-        kernel[length // 2, :] = 1.0 / length
+    if look.blur_px:
+        kernel = np.zeros((look.blur_px, look.blur_px), np.float32)
+        kernel[look.blur_px // 2, :] = 1.0 / look.blur_px
         out = np.asarray(cv2.filter2D(out, -1, kernel), np.uint8)
     height, width = out.shape[:2]
     result = out.astype(np.float32)
-    if rng.random() < 0.5:  # vignetting: gain 1 - k * r^2
-        gain = cv2.scaleAdd(_radius2(width, height), -float(rng.uniform(0.2, 0.6)),
+    if look.vignette:  # gain 1 - k * r^2
+        gain = cv2.scaleAdd(_radius2(width, height), -look.vignette,
                             np.ones((height, width, 3), np.float32))
         result = np.asarray(cv2.multiply(result, gain), np.float32)
     # Sensor noise: a random window of a fixed noise field, scaled (drawing 2.7 M fresh
@@ -99,21 +149,11 @@ def _camera_effects(image: UInt8Image, rng: np.random.Generator) -> UInt8Image:
     bank = _noise_bank(width, height)
     dy, dx = int(rng.integers(0, _NOISE_PAD)), int(rng.integers(0, _NOISE_PAD))
     result = np.asarray(cv2.scaleAdd(np.ascontiguousarray(bank[dy:dy + height, dx:dx + width]),
-                                     float(rng.uniform(1, 6)), result), np.float32)
+                                     look.noise_sigma, result), np.float32)
     # Saturating conversion; a value pushed below 0 by noise comes back as its small
     # absolute value, which is invisible.
     noisy: UInt8Image = np.asarray(cv2.convertScaleAbs(result), np.uint8)
     return noisy
-
-
-_NOISE_PAD = 64
-
-
-@lru_cache(maxsize=4)
-def _noise_bank(width: int, height: int) -> npt.NDArray[np.float32]:
-    """Unit Gaussian noise a little larger than the frame, the same in every process."""
-    rng = np.random.default_rng(20261125)
-    return rng.standard_normal((height + _NOISE_PAD, width + _NOISE_PAD, 3), np.float32)
 
 
 @lru_cache(maxsize=4)
@@ -124,12 +164,31 @@ def _radius2(width: int, height: int) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(np.repeat(r2[..., None], 3, axis=2))
 
 
+@lru_cache(maxsize=4)
+def _noise_bank(width: int, height: int) -> npt.NDArray[np.float32]:
+    """Unit Gaussian noise a little larger than the frame, the same in every process."""
+    rng = np.random.default_rng(20261125)
+    return rng.standard_normal((height + _NOISE_PAD, width + _NOISE_PAD, 3), np.float32)
+
+
+def render_frame(camera: PinholeCamera, objects: list[SceneObject], look: Look,
+                 rng: np.random.Generator) -> tuple[UInt8Image, Rendered]:
+    """Render objects through a camera and apply the look; ``rng`` drives per-frame noise.
+
+    Returns:
+        The finished BGR image and the raw rendering (labels, object ids, depth).
+    """
+    size = (camera.width, camera.height)
+    rendered = render(camera, objects, sky(size, look),
+                      min_box_px=max(4.0, camera.width * MIN_LABEL_WIDTH_SHARE))
+    image = _light(rendered.image, rendered.depth, look, rng)
+    return _camera_effects(image, look, rng), rendered
+
+
 def generate_image(seed: int, camera_kind: str, size: tuple[int, int]) -> SynthImage:
     """Generate one labelled image; the same arguments always give the same image."""
     rng = np.random.default_rng(seed)
-    condition = str(rng.choice(CONDITIONS, p=[0.6, 0.2, 0.2]))
+    look = random_look(rng)
     scene = random_scene(rng, camera_kind, size)
-    rendered = render(scene.camera, scene.objects, _sky(rng, size, condition))
-    image = _light(rendered.image, rendered.depth, condition, rng)
-    image = _camera_effects(image, rng)
-    return SynthImage(image, rendered.labels, camera_kind, condition)
+    image, rendered = render_frame(scene.camera, scene.objects, look, rng)
+    return SynthImage(image, rendered.labels, camera_kind, look.condition)

@@ -336,6 +336,7 @@ def render(
     objects: Sequence[SceneObject],
     background: UInt8Image,
     light: FloatArray | None = None,
+    min_box_px: float = MIN_BOX_SIDE_PX,
 ) -> Rendered:
     """Draw ``objects`` over ``background`` and label the visible labelled ones.
 
@@ -344,6 +345,7 @@ def render(
         objects: Everything in the scene.
         background: HxWx3 BGR image drawn first (the sky); left untouched.
         light: Unit vector towards the main light, for face shading.
+        min_box_px: Visible boxes narrower or shorter than this get no label (still drawn).
     """
     light = np.array([0.3, -0.4, 0.87]) if light is None else light
     canvas = _Canvas(camera, background.copy(), light / np.linalg.norm(light))
@@ -355,13 +357,14 @@ def render(
                                   -float(np.linalg.norm(np.array(objects[i].anchor) - position))))
     for index in order:
         canvas.draw(index, objects[index])
-    labels = _labels(camera, [objects[i] if i in set(in_view) else None
-                              for i in range(len(objects))], canvas.ids)
+    drawn = set(in_view)
+    labels = _labels(camera, [objects[i] if i in drawn else None for i in range(len(objects))],
+                     canvas.ids, min_box_px)
     return Rendered(canvas.image, canvas.ids, canvas.depth, labels)
 
 
 def _labels(camera: PinholeCamera, objects: Sequence[SceneObject | None],
-            ids: npt.NDArray[np.int32]) -> list[Label]:
+            ids: npt.NDArray[np.int32], min_box_px: float) -> list[Label]:
     """Labels of the drawn objects (None stands for an object culled as out of view)."""
     labels: list[Label] = []
     wanted = [i for i, obj in enumerate(objects) if obj is not None and obj.class_key is not None]
@@ -383,7 +386,7 @@ def _labels(camera: PinholeCamera, objects: Sequence[SceneObject | None],
             continue
         x1, y1 = int(xs.min()) + left, int(ys.min()) + top
         x2, y2 = int(xs.max()) + 1 + left, int(ys.max()) + 1 + top
-        if x2 - x1 < MIN_BOX_SIDE_PX or y2 - y1 < MIN_BOX_SIDE_PX:
+        if x2 - x1 < min_box_px or y2 - y1 < min_box_px:
             continue
         full = silhouette_area(camera, obj)
         fraction = len(xs) / full if full else 0.0

@@ -20,14 +20,40 @@ Rng = np.random.Generator
 CAMERA_KINDS = ("dashcam", "cctv")
 
 
+BAY_DEPTH_M = 2.4   # parking bays and hatched areas reach this far from the kerb
+BAY_LENGTH_M = 6.0
+KERB_KINDS = ("bays", "hatched", "plain")
+
+
 @dataclass(frozen=True)
 class StreetLayout:
-    """Cross-section of a street, in metres."""
+    """Cross-section and kerb-side markings of a straight street, in metres.
+
+    Attributes:
+        road_half: Half the carriageway width.
+        sidewalk: Sidewalk width (both sides).
+        length: Street length along x, from ``start``.
+        start: x where the street begins.
+        kerb_segments: Along the right kerb, ``(x1, x2, kind)`` with kind ``bays`` (marked
+            parking bays), ``hatched`` (yellow hatched no-parking area) or ``plain``.
+        crossing_x: x of the zebra crossing's near edge (4 m deep).
+    """
 
     road_half: float
     sidewalk: float
     length: float = 160.0
     start: float = -20.0
+    kerb_segments: tuple[tuple[float, float, str], ...] = ()
+    crossing_x: float = 40.0
+
+    @property
+    def bay_y(self) -> float:
+        """y of the centre line of the bays and hatched areas."""
+        return -self.road_half + BAY_DEPTH_M / 2
+
+    def segments(self, kind: str) -> list[tuple[float, float]]:
+        """Kerb segments of one kind."""
+        return [(x1, x2) for x1, x2, k in self.kerb_segments if k == kind]
 
     @property
     def right_kerb(self) -> float:
@@ -49,6 +75,20 @@ class Scene:
     objects: list[SceneObject] = field(default_factory=list)
 
 
+def random_layout(rng: Rng, start: float = -20.0, length: float = 160.0) -> StreetLayout:
+    """A street of random width with random kerb-side segments and a crossing."""
+    segments: list[tuple[float, float, str]] = []
+    x = start
+    while x < start + length:
+        span = float(rng.integers(2, 6)) * BAY_LENGTH_M
+        segments.append((x, x + span, str(rng.choice(KERB_KINDS, p=[0.45, 0.3, 0.25]))))
+        x += span + 1.0
+    return StreetLayout(road_half=float(rng.uniform(3.5, 7.5)),
+                        sidewalk=float(rng.uniform(3.0, 6.0)), length=length, start=start,
+                        kerb_segments=tuple(segments),
+                        crossing_x=float(rng.uniform(start + 45, start + min(length, 90))))
+
+
 def _flat(x1: float, x2: float, y1: float, y2: float, z: float, colour: tuple[float, ...],
           kind: str, layer: int) -> SceneObject:
     face = Face(np.array([[x1, y1, z], [x2, y1, z], [x2, y2, z], [x1, y2, z]]),
@@ -62,7 +102,7 @@ def random_camera(rng: Rng, kind: str, layout: StreetLayout, size: tuple[int, in
     sidewalk pole (4-10 m high, looking obliquely down)."""
     width, height = size
     if kind == "dashcam":
-        lane_y = -layout.road_half + rng.uniform(1.8, min(5.5, layout.road_half))
+        lane_y = -layout.road_half + BAY_DEPTH_M + rng.uniform(1.0, 2.5)
         side = rng.random() < 0.25
         yaw = rng.uniform(-75, -55) if side else rng.uniform(-6, 6)
         return PinholeCamera(width, height, rng.uniform(70, 100), (0.0, lane_y,
@@ -90,10 +130,35 @@ def _ground(layout: StreetLayout, rng: Rng) -> list[SceneObject]:
         items.append(_flat(x1, x2, y, y + 0.3, 0.125, (40, 190, 220), "tactile_paving", 2))
     for x in np.arange(x1, x2, 9.0):  # centre line dashes
         items.append(_flat(x, x + 4.0, -0.08, 0.08, 0.005, (235, 235, 235), "lane_mark", 2))
-    crossing_x = rng.uniform(25, 70)
+    crossing_x = layout.crossing_x
     for y in np.arange(-layout.road_half + 0.3, layout.road_half, 1.0):
         items.append(_flat(crossing_x, crossing_x + 4.0, y, y + 0.5, 0.006, (235, 235, 235),
                            "crossing", 2))
+    return items + _kerb_markings(layout)
+
+
+def _kerb_markings(layout: StreetLayout) -> list[SceneObject]:
+    """White bay lines and yellow hatched no-parking areas along the right kerb."""
+    kerb, outer = layout.right_kerb, layout.right_kerb + BAY_DEPTH_M
+    white, yellow = (235.0, 235.0, 235.0), (30.0, 200.0, 230.0)
+    items: list[SceneObject] = []
+    for x1, x2, kind in layout.kerb_segments:
+        if kind == "plain":
+            continue
+        colour = white if kind == "bays" else yellow
+        items.append(_flat(x1, x2, outer - 0.12, outer, 0.006, colour, f"{kind}_line", 2))
+        if kind == "bays":
+            for x in np.arange(x1, x2 + 0.01, BAY_LENGTH_M):
+                items.append(_flat(x - 0.06, x + 0.06, kerb, outer, 0.006, white, "bay_line", 2))
+            continue
+        for x in (x1, x2):
+            items.append(_flat(x - 0.06, x + 0.06, kerb, outer, 0.006, yellow, "hatch_line", 2))
+        for x in np.arange(x1, x2 - BAY_DEPTH_M, 1.2):  # diagonal hatching
+            stripe = Face(np.array([[x, kerb, 0.007], [x + 0.2, kerb, 0.007],
+                                    [x + 0.2 + BAY_DEPTH_M, outer, 0.007],
+                                    [x + BAY_DEPTH_M, outer, 0.007]]), yellow)
+            items.append(SceneObject("hatching", None, (x + 1.2, layout.bay_y, 0.0), [stripe],
+                                     layer=2))
     return items
 
 
@@ -125,32 +190,39 @@ def _facades(layout: StreetLayout, rng: Rng) -> tuple[list[SceneObject], list[Sc
 def random_scene(rng: Rng, camera_kind: str, size: tuple[int, int]) -> Scene:
     """A street with a camera and randomly placed objects of every kind.
 
-    About 15 % of scenes hold no violation at all: only scenery and hard negatives.
+    About 10 % of scenes are made without any violation, only scenery and hard negatives;
+    with the scenes whose violations all fall out of view, about 15 % of images show none.
     """
-    layout = StreetLayout(road_half=rng.uniform(3.5, 7.5), sidewalk=rng.uniform(3.0, 6.0))
+    layout = random_layout(rng)
     camera = random_camera(rng, camera_kind, layout, size)
     scene = Scene(camera, layout)
     scene.objects += _ground(layout, rng)
     scenery, facade_decals = _facades(layout, rng)
     scene.objects += scenery
-    violations = rng.random() >= 0.15
+    violations = rng.random() >= 0.10
     if violations:
         scene.objects += facade_decals
     else:
         scene.objects += [d for d in facade_decals if d.class_key is None]
-    _street_furniture(scene, rng, violations)
+    scene.objects += street_furniture(layout, rng, violations, (4.0, 70.0))
     return scene
 
 
-def _street_furniture(scene: Scene, rng: Rng, violations: bool) -> None:
-    layout = scene.layout
+def _in_segments(x: float, segments: list[tuple[float, float]]) -> bool:
+    return any(x1 + 2.5 <= x <= x2 - 2.5 for x1, x2 in segments)
+
+
+def street_furniture(layout: StreetLayout, rng: Rng, violations: bool,
+                     span: tuple[float, float]) -> list[SceneObject]:
+    """Poles, cables, vehicles, vending, locks and hard negatives between x = span[0] and
+    span[1]; violations only when ``violations``."""
     kerb = layout.right_kerb
     walk_mid = kerb - layout.sidewalk / 2
-    objects = scene.objects
-    ahead = (4.0, 70.0)
+    objects: list[SceneObject] = []
+    ahead = span
     # Poles with clutter or neat lines.
     pole_y = kerb - 0.6
-    for px in np.arange(rng.uniform(2, 12), ahead[1], rng.uniform(18, 30)):
+    for px in np.arange(ahead[0] + rng.uniform(-2, 8), ahead[1], rng.uniform(18, 30)):
         height = rng.uniform(7, 9)
         objects.append(build.pole(float(px), pole_y, height))
         if violations and rng.random() < 0.5:
@@ -162,23 +234,43 @@ def _street_furniture(scene: Scene, rng: Rng, violations: bool) -> None:
                                         facing_y=False, scale=0.8))
     # Vehicles: driving in lanes (vehicle), in bays (vehicle), on the sidewalk (illegal).
     for _ in range(int(rng.integers(1, 5))):
-        lane = rng.uniform(-layout.road_half + 1.5, layout.road_half - 1.5)
+        lane = rng.uniform(-layout.road_half + BAY_DEPTH_M + 1.0, layout.road_half - 1.2)
         objects.append(build.car(rng, rng.uniform(*ahead), lane, 0.0, "vehicle"))
-    bay_y = kerb + 1.2
-    for bx in np.arange(rng.uniform(6, 15), ahead[1], 6.0):
-        if rng.random() < 0.5:
-            objects.append(build.car(rng, float(bx), bay_y, float(rng.normal(0, 0.03)),
-                                     "vehicle"))
+    bay_y = layout.bay_y
+    free_bays: list[float] = []
+    for x1, x2 in layout.segments("bays"):
+        for bx in np.arange(x1 + BAY_LENGTH_M / 2, x2, BAY_LENGTH_M):
+            if not ahead[0] <= bx <= ahead[1]:
+                continue
+            if rng.random() < 0.55:
+                objects.append(build.car(rng, float(bx), bay_y, float(rng.normal(0, 0.03)),
+                                         "vehicle"))
+            else:
+                free_bays.append(float(bx))
     if violations:
+        hatched = layout.segments("hatched")
         for _ in range(int(rng.integers(0, 3))):
-            objects.append(build.car(rng, rng.uniform(*ahead), walk_mid + rng.uniform(-0.5, 0.5),
-                                     float(rng.normal(0, 0.15)), "illegal_parking"))
+            where = rng.random()
+            x = float(rng.uniform(*ahead))
+            if where < 0.5:  # on the sidewalk
+                y = walk_mid + rng.uniform(-0.5, 0.5)
+            elif where < 0.8 and hatched:  # in a hatched no-parking area
+                x1, x2 = hatched[int(rng.integers(len(hatched)))]
+                x, y = float(rng.uniform(x1 + 2.5, max(x1 + 2.5, x2 - 2.5))), bay_y
+            else:  # on the crossing
+                x = layout.crossing_x + 2.0
+                y = rng.uniform(-layout.road_half + 1.2, layout.road_half - 1.2)
+            objects.append(build.car(rng, x, y, float(rng.normal(0, 0.15)), "illegal_parking"))
         for _ in range(int(rng.integers(0, 3))):
             maker = build.vending_stall if rng.random() < 0.6 else build.vending_cart
             objects.append(maker(rng, rng.uniform(*ahead), walk_mid + rng.uniform(-1, 1)))
+        near_bays = [b for b in free_bays if b < ahead[0] + 40]
         for _ in range(int(rng.integers(0, 4))):
-            y = bay_y + rng.uniform(-0.5, 0.5) if rng.random() < 0.5 else walk_mid
-            objects.append(build.ground_lock(rng, rng.uniform(4, 40), y))
+            if near_bays and rng.random() < 0.6:  # in a free bay, where locks are put
+                x, y = near_bays.pop(int(rng.integers(len(near_bays)))), bay_y
+            else:
+                x, y = float(rng.uniform(ahead[0], ahead[0] + 40)), walk_mid
+            objects.append(build.ground_lock(rng, x, y + rng.uniform(-0.4, 0.4)))
     # Hard negatives.
     objects += build.bollard_row(rng, rng.uniform(*ahead), kerb - 0.35, int(rng.integers(3, 7)))
     objects.append(build.hydrant(rng, rng.uniform(*ahead), kerb - 0.5))
@@ -186,5 +278,6 @@ def _street_furniture(scene: Scene, rng: Rng, violations: bool) -> None:
     for _ in range(int(rng.integers(1, 6))):
         objects.append(build.pedestrian(rng, rng.uniform(*ahead),
                                         walk_mid + rng.uniform(-1.5, 1.5)))
-    for tx in np.arange(rng.uniform(3, 10), ahead[1], rng.uniform(12, 20)):
+    for tx in np.arange(ahead[0] + rng.uniform(-1, 6), ahead[1], rng.uniform(12, 20)):
         objects.append(build.tree(rng, float(tx), kerb - layout.sidewalk + 1.2))
+    return objects

@@ -72,4 +72,4 @@ def test_scenes_hold_hard_negatives_and_some_hold_no_violation() -> None:
         keys = {obj.class_key for obj in scene.objects}
         assert "vehicle" in keys
         without_violation += not (keys & VIOLATIONS)
-    assert 0.08 <= without_violation / scenes <= 0.25
+    assert 0.04 <= without_violation / scenes <= 0.18
