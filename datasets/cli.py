@@ -197,3 +197,43 @@ def synth_command(out: Path, images: int, seed: int, camera: str, size: tuple[in
     if preview is not None:
         preview_from_dataset(out, records, preview)
         click.echo(f"contact sheet written to {preview}")
+
+
+@data.command("synth-video")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Destination folder: video.mp4, truth.json, and track.gpx/track.csv "
+                   "(dashcam) or camera.yaml (cctv).")
+@click.option("--kind", type=click.Choice(["dashcam", "cctv"]), required=True)
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), required=True,
+              help="Duration in true time.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--size", default="1280x720", show_default=True, callback=_size,
+              help="Frame size WIDTHxHEIGHT.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+              help="Frames per second of true time (default 25 dashcam, 1 cctv: a CCTV clip "
+                   "compresses time and keeps true timestamps in truth.json).")
+@click.option("--park-seconds", type=click.FloatRange(min=0), default=360.0, show_default=True,
+              help="CCTV: how long the car parks in the no-parking zone.")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1,
+              show_default="all cores")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+def synth_video_command(out: Path, kind: str, seconds: float, seed: int, size: tuple[int, int],
+                        fps: float | None, park_seconds: float, workers: int,
+                        force: bool) -> None:
+    """Generate a synthetic dashcam drive or CCTV clip with its ground truth."""
+    from streetwatch.datasets.synth.video import VideoParams, write_video
+
+    params = VideoParams(kind, seed, seconds, size, fps, park_seconds)
+    started = time.perf_counter()
+    try:
+        truth = write_video(out, params, workers=workers, overwrite=force,
+                            progress=_Progress("rendering"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    elapsed = time.perf_counter() - started
+    violations = [o for o in truth["objects"] if o["violation"]]
+    click.echo(f"rendered {truth['frames']} frames in {elapsed:.1f} s into {out}: "
+               f"{len(truth['objects'])} labelled objects, {len(violations)} violations")
+    for event in truth.get("events", []):
+        click.echo(f"  event {event['kind']:<8} {event['class']:<16} "
+                   f"{event['start_s']:7.1f}-{event['end_s']:7.1f} s")

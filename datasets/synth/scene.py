@@ -46,6 +46,11 @@ class StreetLayout:
     kerb_segments: tuple[tuple[float, float, str], ...] = ()
     crossing_x: float = 40.0
 
+    def right_lane_y(self, rng: Rng) -> float:
+        """A random y in the right-hand driving lanes, clear of the kerb-side bays."""
+        inner = -self.road_half + BAY_DEPTH_M + 1.0
+        return float(rng.uniform(inner, max(inner + 0.1, -1.0)))
+
     @property
     def bay_y(self) -> float:
         """y of the centre line of the bays and hatched areas."""
@@ -83,7 +88,7 @@ def random_layout(rng: Rng, start: float = -20.0, length: float = 160.0) -> Stre
         span = float(rng.integers(2, 6)) * BAY_LENGTH_M
         segments.append((x, x + span, str(rng.choice(KERB_KINDS, p=[0.45, 0.3, 0.25]))))
         x += span + 1.0
-    return StreetLayout(road_half=float(rng.uniform(3.5, 7.5)),
+    return StreetLayout(road_half=float(rng.uniform(4.5, 8.0)),
                         sidewalk=float(rng.uniform(3.0, 6.0)), length=length, start=start,
                         kerb_segments=tuple(segments),
                         crossing_x=float(rng.uniform(start + 45, start + min(length, 90))))
@@ -102,7 +107,7 @@ def random_camera(rng: Rng, kind: str, layout: StreetLayout, size: tuple[int, in
     sidewalk pole (4-10 m high, looking obliquely down)."""
     width, height = size
     if kind == "dashcam":
-        lane_y = -layout.road_half + BAY_DEPTH_M + rng.uniform(1.0, 2.5)
+        lane_y = layout.right_lane_y(rng)
         side = rng.random() < 0.25
         yaw = rng.uniform(-75, -55) if side else rng.uniform(-6, 6)
         return PinholeCamera(width, height, rng.uniform(70, 100), (0.0, lane_y,
@@ -116,7 +121,14 @@ def random_camera(rng: Rng, kind: str, layout: StreetLayout, size: tuple[int, in
     raise ValueError(f"camera kind {kind!r}: use one of {', '.join(CAMERA_KINDS)}")
 
 
-def _ground(layout: StreetLayout, rng: Rng) -> list[SceneObject]:
+def facades(layout: StreetLayout, rng: Rng, violations: bool) -> list[SceneObject]:
+    """Building fronts with their lawful signs, and small ads on them when ``violations``."""
+    scenery, decals = _facades(layout, rng)
+    return scenery + [d for d in decals if violations or d.class_key is None]
+
+
+def ground(layout: StreetLayout, rng: Rng) -> list[SceneObject]:
+    """Road, sidewalks, tactile paving, lane marks, crossing, bays and hatched areas."""
     x1, x2 = layout.start, layout.start + layout.length
     asphalt = np.array([70, 70, 72]) + rng.normal(0, 8)
     paving = np.array([150, 160, 165]) + rng.normal(0, 12, 3)
@@ -196,14 +208,10 @@ def random_scene(rng: Rng, camera_kind: str, size: tuple[int, int]) -> Scene:
     layout = random_layout(rng)
     camera = random_camera(rng, camera_kind, layout, size)
     scene = Scene(camera, layout)
-    scene.objects += _ground(layout, rng)
+    scene.objects += ground(layout, rng)
     scenery, facade_decals = _facades(layout, rng)
-    scene.objects += scenery
     violations = rng.random() >= 0.10
-    if violations:
-        scene.objects += facade_decals
-    else:
-        scene.objects += [d for d in facade_decals if d.class_key is None]
+    scene.objects += scenery + [d for d in facade_decals if violations or d.class_key is None]
     scene.objects += street_furniture(layout, rng, violations, (4.0, 70.0))
     return scene
 
@@ -213,9 +221,10 @@ def _in_segments(x: float, segments: list[tuple[float, float]]) -> bool:
 
 
 def street_furniture(layout: StreetLayout, rng: Rng, violations: bool,
-                     span: tuple[float, float]) -> list[SceneObject]:
+                     span: tuple[float, float], traffic: bool = True) -> list[SceneObject]:
     """Poles, cables, vehicles, vending, locks and hard negatives between x = span[0] and
-    span[1]; violations only when ``violations``."""
+    span[1]; violations only when ``violations``; cars standing in the driving lanes (as if
+    caught in traffic) only when ``traffic`` (videos move their traffic instead)."""
     kerb = layout.right_kerb
     walk_mid = kerb - layout.sidewalk / 2
     objects: list[SceneObject] = []
@@ -233,7 +242,7 @@ def street_furniture(layout: StreetLayout, rng: Rng, violations: bool,
             objects.append(build.poster(rng, float(px) - 0.13, pole_y, rng.uniform(1.2, 2.0),
                                         facing_y=False, scale=0.8))
     # Vehicles: driving in lanes (vehicle), in bays (vehicle), on the sidewalk (illegal).
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(1, 5)) if traffic else 0):
         lane = rng.uniform(-layout.road_half + BAY_DEPTH_M + 1.0, layout.road_half - 1.2)
         objects.append(build.car(rng, rng.uniform(*ahead), lane, 0.0, "vehicle"))
     bay_y = layout.bay_y
