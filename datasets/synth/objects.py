@@ -198,6 +198,13 @@ def facade(rng: Rng, x: float, width: float, y: float, height: float, flip: bool
                        [Decal(quad, texture, (130.0, 140.0, 150.0))], layer=0)
 
 
+def utility_box(rng: Rng, x: float, y: float) -> SceneObject:
+    """A grey or green roadside utility cabinet (a favourite surface for small ads)."""
+    colour = _colour(rng, tuple(rng.choice([[150, 150, 145], [70, 110, 70]])), 12)
+    primitives = cuboid((x, y, 0.0), (0.5, 0.9, rng.uniform(1.1, 1.5)), colour)
+    return SceneObject("utility_box", None, (x, y, 0.0), primitives)
+
+
 def pole(x: float, y: float, height: float, colour: Colour = (90, 90, 90)) -> SceneObject:
     """A utility or lamp pole."""
     return SceneObject("pole", None, (x, y, 0.0),

@@ -225,13 +225,21 @@ def street_furniture(layout: StreetLayout, rng: Rng, violations: bool,
     """Poles, cables, vehicles, vending, locks and hard negatives between x = span[0] and
     span[1]; violations only when ``violations``; cars standing in the driving lanes (as if
     caught in traffic) only when ``traffic`` (videos move their traffic instead)."""
-    kerb = layout.right_kerb
-    walk_mid = kerb - layout.sidewalk / 2
+    objects = _poles(layout, rng, violations, span)
+    parked, free_bays = _parked_cars(layout, rng, span, traffic)
+    objects += parked
+    if violations:
+        objects += _violations_at_ground(layout, rng, span, free_bays)
+    objects += _utility_boxes(layout, rng, violations, span)
+    return objects + _hard_negatives(layout, rng, span)
+
+
+def _poles(layout: StreetLayout, rng: Rng, violations: bool, span: tuple[float, float]
+           ) -> list[SceneObject]:
+    """Poles with cable clutter or neat lines, some with an ad stuck on them."""
     objects: list[SceneObject] = []
-    ahead = span
-    # Poles with clutter or neat lines.
-    pole_y = kerb - 0.6
-    for px in np.arange(ahead[0] + rng.uniform(-2, 8), ahead[1], rng.uniform(18, 30)):
+    pole_y = layout.right_kerb - 0.6
+    for px in np.arange(span[0] + rng.uniform(-2, 8), span[1], rng.uniform(18, 30)):
         height = rng.uniform(7, 9)
         objects.append(build.pole(float(px), pole_y, height))
         if violations and rng.random() < 0.5:
@@ -241,52 +249,85 @@ def street_furniture(layout: StreetLayout, rng: Rng, violations: bool,
         if violations and rng.random() < 0.3:
             objects.append(build.poster(rng, float(px) - 0.13, pole_y, rng.uniform(1.2, 2.0),
                                         facing_y=False, scale=0.8))
-    # Vehicles: driving in lanes (vehicle), in bays (vehicle), on the sidewalk (illegal).
+    return objects
+
+
+def _parked_cars(layout: StreetLayout, rng: Rng, span: tuple[float, float], traffic: bool
+                 ) -> tuple[list[SceneObject], list[float]]:
+    """Cars in the lanes (if ``traffic``) and in bays, all ``vehicle``; and the free bays."""
+    objects: list[SceneObject] = []
     for _ in range(int(rng.integers(1, 5)) if traffic else 0):
         lane = rng.uniform(-layout.road_half + BAY_DEPTH_M + 1.0, layout.road_half - 1.2)
-        objects.append(build.car(rng, rng.uniform(*ahead), lane, 0.0, "vehicle"))
-    bay_y = layout.bay_y
+        objects.append(build.car(rng, rng.uniform(*span), lane, 0.0, "vehicle"))
     free_bays: list[float] = []
     for x1, x2 in layout.segments("bays"):
         for bx in np.arange(x1 + BAY_LENGTH_M / 2, x2, BAY_LENGTH_M):
-            if not ahead[0] <= bx <= ahead[1]:
+            if not span[0] <= bx <= span[1]:
                 continue
             if rng.random() < 0.55:
-                objects.append(build.car(rng, float(bx), bay_y, float(rng.normal(0, 0.03)),
-                                         "vehicle"))
+                objects.append(build.car(rng, float(bx), layout.bay_y,
+                                         float(rng.normal(0, 0.03)), "vehicle"))
             else:
                 free_bays.append(float(bx))
-    if violations:
-        hatched = layout.segments("hatched")
-        for _ in range(int(rng.integers(0, 3))):
-            where = rng.random()
-            x = float(rng.uniform(*ahead))
-            if where < 0.5:  # on the sidewalk
-                y = walk_mid + rng.uniform(-0.5, 0.5)
-            elif where < 0.8 and hatched:  # in a hatched no-parking area
-                x1, x2 = hatched[int(rng.integers(len(hatched)))]
-                x, y = float(rng.uniform(x1 + 2.5, max(x1 + 2.5, x2 - 2.5))), bay_y
-            else:  # on the crossing
-                x = layout.crossing_x + 2.0
-                y = rng.uniform(-layout.road_half + 1.2, layout.road_half - 1.2)
-            objects.append(build.car(rng, x, y, float(rng.normal(0, 0.15)), "illegal_parking"))
-        for _ in range(int(rng.integers(0, 3))):
-            maker = build.vending_stall if rng.random() < 0.6 else build.vending_cart
-            objects.append(maker(rng, rng.uniform(*ahead), walk_mid + rng.uniform(-1, 1)))
-        near_bays = [b for b in free_bays if b < ahead[0] + 40]
-        for _ in range(int(rng.integers(0, 4))):
-            if near_bays and rng.random() < 0.6:  # in a free bay, where locks are put
-                x, y = near_bays.pop(int(rng.integers(len(near_bays)))), bay_y
-            else:
-                x, y = float(rng.uniform(ahead[0], ahead[0] + 40)), walk_mid
-            objects.append(build.ground_lock(rng, x, y + rng.uniform(-0.4, 0.4)))
-    # Hard negatives.
-    objects += build.bollard_row(rng, rng.uniform(*ahead), kerb - 0.35, int(rng.integers(3, 7)))
-    objects.append(build.hydrant(rng, rng.uniform(*ahead), kerb - 0.5))
-    objects.append(build.traffic_sign(rng, rng.uniform(*ahead), kerb - 0.4))
+    return objects, free_bays
+
+
+def _violations_at_ground(layout: StreetLayout, rng: Rng, span: tuple[float, float],
+                          free_bays: list[float]) -> list[SceneObject]:
+    """Illegally parked cars, vending and ground locks."""
+    objects: list[SceneObject] = []
+    walk_mid = layout.right_kerb - layout.sidewalk / 2
+    hatched = layout.segments("hatched")
+    for _ in range(int(rng.integers(0, 3))):
+        where = rng.random()
+        x = float(rng.uniform(*span))
+        if where < 0.5:  # on the sidewalk
+            y = walk_mid + rng.uniform(-0.5, 0.5)
+        elif where < 0.8 and hatched:  # in a hatched no-parking area
+            x1, x2 = hatched[int(rng.integers(len(hatched)))]
+            x, y = float(rng.uniform(x1 + 2.5, max(x1 + 2.5, x2 - 2.5))), layout.bay_y
+        else:  # on the crossing
+            x = layout.crossing_x + 2.0
+            y = rng.uniform(-layout.road_half + 1.2, layout.road_half - 1.2)
+        objects.append(build.car(rng, x, y, float(rng.normal(0, 0.15)), "illegal_parking"))
+    for _ in range(int(rng.integers(0, 3))):
+        maker = build.vending_stall if rng.random() < 0.6 else build.vending_cart
+        objects.append(maker(rng, rng.uniform(*span), walk_mid + rng.uniform(-1, 1)))
+    near_bays = [b for b in free_bays if b < span[0] + 40]
+    for _ in range(int(rng.integers(0, 4))):
+        if near_bays and rng.random() < 0.6:  # in a free bay, where locks are put
+            x, y = near_bays.pop(int(rng.integers(len(near_bays)))), layout.bay_y
+        else:
+            x, y = float(rng.uniform(span[0], span[0] + 40)), walk_mid
+        objects.append(build.ground_lock(rng, x, y + rng.uniform(-0.4, 0.4)))
+    return objects
+
+
+def _utility_boxes(layout: StreetLayout, rng: Rng, violations: bool,
+                   span: tuple[float, float]) -> list[SceneObject]:
+    """Cabinets at the kerb, often with ads stuck on the side facing the road."""
+    objects: list[SceneObject] = []
+    y = layout.right_kerb - 0.8
+    for _ in range(int(rng.integers(0, 3))):
+        bx = float(rng.uniform(*span))
+        objects.append(build.utility_box(rng, bx, y))
+        if violations and rng.random() < 0.6:
+            objects.append(build.poster(rng, bx, y + 0.46, float(rng.uniform(0.3, 0.7)),
+                                        facing_y=True, scale=0.7))
+    return objects
+
+
+def _hard_negatives(layout: StreetLayout, rng: Rng, span: tuple[float, float]
+                    ) -> list[SceneObject]:
+    """Bollards, a hydrant, a traffic sign, pedestrians and trees."""
+    kerb = layout.right_kerb
+    walk_mid = kerb - layout.sidewalk / 2
+    objects = build.bollard_row(rng, rng.uniform(*span), kerb - 0.35, int(rng.integers(3, 7)))
+    objects.append(build.hydrant(rng, rng.uniform(*span), kerb - 0.5))
+    objects.append(build.traffic_sign(rng, rng.uniform(*span), kerb - 0.4))
     for _ in range(int(rng.integers(1, 6))):
-        objects.append(build.pedestrian(rng, rng.uniform(*ahead),
+        objects.append(build.pedestrian(rng, rng.uniform(*span),
                                         walk_mid + rng.uniform(-1.5, 1.5)))
-    for tx in np.arange(ahead[0] + rng.uniform(-1, 6), ahead[1], rng.uniform(12, 20)):
+    for tx in np.arange(span[0] + rng.uniform(-1, 6), span[1], rng.uniform(12, 20)):
         objects.append(build.tree(rng, float(tx), kerb - layout.sidewalk + 1.2))
     return objects
