@@ -9,10 +9,11 @@ Dashcam: the camera drives along a street at 10-40 km/h, 25 fps, with a GPS trac
 CSV, 1 Hz, a few metres of noise) along the street laid on the map, and a truth file of every
 labelled object: class, position in metres and WGS84, and the frames it is visible in.
 
-CCTV: a static camera on a pole watches a hatched no-parking area. Cars drive through, one
-stops briefly, one parks for ``park_seconds``, a vendor sets up and later leaves. Time may be
-compressed: a clip rendered at 1 fps still carries true timestamps. The camera definition
-(zones as normalised polygons) goes beside the video, and the truth lists every event.
+CCTV: a static camera on a pole across the street watches a hatched no-parking area. Cars
+drive through, one stops briefly, one parks for ``park_seconds``, a vendor sets up and later
+leaves. Time may be compressed: a clip rendered at 1 fps still carries true timestamps. The
+camera definition (zones as normalised polygons) goes beside the video, and the truth lists
+every event.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ DASHCAM_FPS = 25.0
 GPS_HZ = 1.0
 GPS_NOISE_M = 2.0
 VIOLATIONS = frozenset(c.key for c in TAXONOMY if c.can_be_case)
+VENDOR_X_M = 24.0  # where the CCTV clip's vendor sets up
 STATIC_PREFIX = "static-"  # truth ids of objects that never move; actors have their own names
 # Cities the synthetic streets are laid in: (name, lat, lon).
 _CITIES = (("Hangzhou", 30.2741, 120.1551), ("Chengdu", 30.6586, 104.0648),
@@ -256,11 +258,11 @@ def cctv_plan(params: VideoParams) -> VideoPlan:
                      crossing_x=float(rng.uniform(55, 75)))
     look = random_look(rng)
     static = ground(layout, rng) + facades(layout, rng, violations=True)
+    kerb = layout.right_kerb
     static += [o for o in street_furniture(layout, rng, True, (4.0, 90.0), traffic=False)
-               if o.class_key != "street_vending" and not (
-                   o.kind == "car" and hatched[0] - 3 <= o.anchor[0] <= hatched[1] + 3)]
+               if o.class_key != "street_vending" and not _blocks_the_events(o, hatched, kerb)]
     seconds = params.seconds
-    bay_y, kerb = layout.bay_y, layout.right_kerb
+    bay_y = layout.bay_y
     near_lane = kerb + BAY_DEPTH_M + 1.8
     actors = _traffic(rng, layout, seconds, (-30.0, 110.0), "car", exclude_lane=near_lane)
     events: list[dict[str, Any]] = []
@@ -278,22 +280,35 @@ def cctv_plan(params: VideoParams) -> VideoPlan:
     stopper("parked-car", "parking", 0.1 * seconds, park, 20.0)
     short = min(60.0, 0.1 * seconds)
     stopper("short-stop", "stop", 0.05 * seconds, short, 30.0)
-    stall = build.vending_stall(rng, 24.0, kerb - layout.sidewalk / 2)
+    stall = build.vending_stall(rng, VENDOR_X_M, kerb - layout.sidewalk / 2)
     opens, closes = 0.2 * seconds, 0.85 * seconds
-    actors.append(Actor("vendor", stall, [Keyframe(opens, 24.0, stall.anchor[1]),
-                                          Keyframe(closes, 24.0, stall.anchor[1])],
+    actors.append(Actor("vendor", stall, [Keyframe(opens, VENDOR_X_M, stall.anchor[1]),
+                                          Keyframe(closes, VENDOR_X_M, stall.anchor[1])],
                         "street_vending", "street_vending"))
     events.append({"id": "vendor", "kind": "vending", "class": "street_vending",
                    "object": "vendor", "zone": "sidewalk", "start_s": opens, "end_s": closes})
     width, height = params.size
-    camera = PinholeCamera(width, height, float(rng.uniform(60, 75)),
-                           (0.0, kerb - 0.5, float(rng.uniform(5.5, 7.5))),
-                           float(rng.uniform(10, 18)), float(rng.uniform(-26, -20)))
+    # On a pole across the street, so the kerb-side poles and trees do not stand between
+    # the camera and the hatched area or the vendor.
+    camera = PinholeCamera(width, height, float(rng.uniform(65, 75)),
+                           (0.0, layout.road_half + 0.5, float(rng.uniform(5.5, 7.5))),
+                           float(rng.uniform(-30, -22)), float(rng.uniform(-24, -18)))
     plan = VideoPlan(params, layout, _street_on_map(rng), _start_time(rng), look, static,
                      actors, lambda _t: camera)
     plan.events = events
     plan.no_parking = hatched
     return plan
+
+
+def _blocks_the_events(obj: SceneObject, hatched: tuple[float, float], kerb: float) -> bool:
+    """Whether a static object would stand in the way of the CCTV clip's events: a car in
+    the watched hatched area, or something tall on the sidewalk in front of the vendor."""
+    x, y, _ = obj.anchor
+    if obj.kind == "car":
+        return hatched[0] - 3 <= x <= hatched[1] + 3
+    in_the_way = obj.kind in ("tree", "utility_box", "pedestrian", "bollard", "hydrant",
+                              "traffic_sign", "lock_arch", "lock_box")
+    return in_the_way and y < kerb and abs(x - VENDOR_X_M) <= 4.0
 
 
 @lru_cache(maxsize=2)
