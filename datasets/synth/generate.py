@@ -87,14 +87,18 @@ class SynthImage:
 
 
 def sky(size: tuple[int, int], look: Look) -> UInt8Image:
-    """The sky gradient for a look (a read-only broadcast view)."""
+    """The sky gradient for a look."""
     width, height = size
     top, bottom = {"day": ((235, 190, 140), (250, 235, 215)),
                    "dusk": ((140, 90, 80), (120, 170, 250)),
                    "night": ((40, 20, 15), (70, 50, 40))}[look.condition]
     t = np.linspace(0, 1, height)[:, None, None]
     gradient = (np.array(top) * (1 - t) + np.array(bottom) * t) + look.sky_shift
-    return np.broadcast_to(np.clip(gradient, 0, 255).astype(np.uint8), (height, width, 3))
+    column = np.clip(gradient, 0, 255).astype(np.uint8)  # (height, 1, 3)
+    # Widening one column with a nearest-neighbour resize is several times faster than
+    # materialising a numpy broadcast.
+    return np.asarray(cv2.resize(column, (width, height), interpolation=cv2.INTER_NEAREST),
+                      np.uint8)
 
 
 def _light(image: UInt8Image, depth: npt.NDArray[np.float32], look: Look,

@@ -105,7 +105,7 @@ def sign_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     return image
 
 
-FACADE_PX_PER_M = 12
+FACADE_PX_PER_M = 8
 
 
 def facade_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
@@ -113,7 +113,10 @@ def facade_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     width = max(8, int(width_m * FACADE_PX_PER_M))
     height = max(8, int(height_m * FACADE_PX_PER_M))
     wall = np.clip(np.array([120, 140, 160]) + rng.normal(0, 28, 3), 0, 255)
-    image = np.clip(wall + rng.normal(0, 5, (height, width, 1)), 0, 255).astype(np.uint8)
+    # Stucco: coarse noise, upsampled (fine noise per pixel cost more than the rest).
+    coarse = rng.normal(0, 6, (height // 4 + 1, width // 4 + 1)).astype(np.float32)
+    stucco = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
+    image = np.clip(wall + stucco, 0, 255).astype(np.uint8)
     px = FACADE_PX_PER_M
     shop_top = height - int(2.8 * px)
     glass = tuple(int(v) for v in np.clip(np.array([80, 70, 60]) + rng.normal(0, 15, 3), 0, 255))
