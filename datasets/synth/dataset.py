@@ -6,8 +6,7 @@ can be regenerated alone and a run is the same whatever the number of workers.
 
 from __future__ import annotations
 
-import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from streetwatch.datasets.format import DatasetWriter, ImageRecord
 from streetwatch.datasets.images import ImageInfo, sha256_bytes
 from streetwatch.datasets.labels import Labels, read_labels
 from streetwatch.datasets.synth.generate import SynthImage, generate_image
+from streetwatch.datasets.synth.parallel import ordered_map
 from streetwatch.datasets.synth.render import UInt8Image
 from streetwatch.models.taxonomy import TAXONOMY
 
@@ -68,23 +68,6 @@ def make(job: SynthJob) -> SynthResult:
                        made.condition)
 
 
-def _single_threaded() -> None:
-    """Pool initializer: one OpenCV thread per worker, or workers fight over the cores."""
-    cv2.setNumThreads(1)
-
-
-def _results(jobs: list[SynthJob], workers: int) -> Iterator[SynthResult]:
-    if workers <= 1:
-        yield from map(make, jobs)
-        return
-    # forkserver, not fork: forking a process whose other threads hold locks (OpenCV's
-    # pool, a test runner's) can deadlock the children. Results arrive in job order.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])  # workers start with the modules imported
-    with context.Pool(workers, initializer=_single_threaded) as pool:
-        yield from pool.imap(make, jobs, chunksize=4)
-
-
 def write_synth_dataset(
     out: Path,
     *,
@@ -109,7 +92,7 @@ def write_synth_dataset(
                          f"{size[0]}x{size[1]}")
     jobs = [SynthJob(seed, index, camera, size) for index in range(images)]
     with DatasetWriter(out, overwrite=overwrite) as writer:
-        for result in progress(_results(jobs, workers)):
+        for result in progress(ordered_map(make, jobs, workers, chunksize=4)):
             name = f"synth_s{seed}_{result.job.index:06d}.jpg"
             writer.add(
                 result.jpeg,

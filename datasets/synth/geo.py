@@ -65,14 +65,15 @@ class GpsFix:
     heading_deg: float
 
 
-def _iso(time: datetime) -> str:
+def iso_utc(time: datetime) -> str:
+    """ISO 8601 with milliseconds and a Z, as GPX and our truth files write UTC times."""
     return time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def gpx_text(fixes: Sequence[GpsFix], name: str) -> str:
     """A GPX 1.1 track of the fixes."""
     points = "\n".join(
-        f'      <trkpt lat="{f.lat:.7f}" lon="{f.lon:.7f}"><time>{_iso(f.time)}</time>'
+        f'      <trkpt lat="{f.lat:.7f}" lon="{f.lon:.7f}"><time>{iso_utc(f.time)}</time>'
         f"<extensions><speed>{f.speed_mps:.2f}</speed><course>{f.heading_deg:.1f}</course>"
         "</extensions></trkpt>"
         for f in fixes
@@ -95,6 +96,6 @@ def csv_text(fixes: Sequence[GpsFix]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for f in fixes:
-        writer.writerow([_iso(f.time), f"{f.lat:.7f}", f"{f.lon:.7f}", f"{f.speed_mps:.2f}",
+        writer.writerow([iso_utc(f.time), f"{f.lat:.7f}", f"{f.lon:.7f}", f"{f.speed_mps:.2f}",
                          f"{f.heading_deg:.1f}"])
     return buffer.getvalue()

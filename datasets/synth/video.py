@@ -21,10 +21,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import multiprocessing
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -39,7 +38,8 @@ from shapely.geometry import Polygon, box
 from streetwatch.datasets.synth import objects as build
 from streetwatch.datasets.synth.camera import PinholeCamera
 from streetwatch.datasets.synth.generate import Look, random_look, render_frame
-from streetwatch.datasets.synth.geo import GpsFix, StreetOnMap, csv_text, gpx_text
+from streetwatch.datasets.synth.geo import GpsFix, StreetOnMap, csv_text, gpx_text, iso_utc
+from streetwatch.datasets.synth.parallel import ordered_map
 from streetwatch.datasets.synth.render import (
     Box,
     Decal,
@@ -342,25 +342,6 @@ def render_video_frame(job: tuple[VideoParams, int]) -> FrameResult:
                                       for label in rendered.labels])
 
 
-def _single_threaded() -> None:
-    cv2.setNumThreads(1)
-
-
-def _frames(params: VideoParams, count: int, workers: int) -> Iterator[FrameResult]:
-    jobs = [(params, index) for index in range(count)]
-    if workers <= 1:
-        yield from map(render_video_frame, jobs)
-        return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    with context.Pool(workers, initializer=_single_threaded) as pool:
-        yield from pool.imap(render_video_frame, jobs, chunksize=2)
-
-
-def _iso(time: datetime) -> str:
-    return time.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _object_truth(plan: VideoPlan, name: str) -> dict[str, Any]:
     if name.startswith(STATIC_PREFIX):
         obj = plan.static[int(name.removeprefix(STATIC_PREFIX))]
@@ -451,7 +432,8 @@ def _render_into(staging: Path, plan: VideoPlan, times: list[float], workers: in
         raise RuntimeError("OpenCV cannot write mp4v video here")
     seen: dict[str, dict[str, Any]] = {}
     try:
-        for frame in progress(_frames(params, len(times), workers)):
+        jobs = [(params, index) for index in range(len(times))]
+        for frame in progress(ordered_map(render_video_frame, jobs, workers)):
             writer.write(frame.image)
             for name, key, xyxy in frame.labels:
                 entry = seen.setdefault(name, {"id": name, "frames": []})
@@ -469,7 +451,7 @@ def _render_into(staging: Path, plan: VideoPlan, times: list[float], workers: in
         "fps": params.frame_rate,
         "frames": len(times),
         "size": list(params.size),
-        "start_utc": _iso(plan.start),
+        "start_utc": iso_utc(plan.start),
         "frame_times_s": [round(t, 4) for t in times],
         "look": plan.look.condition,
         "street": {"origin_wgs84": [plan.street.lat, plan.street.lon],
@@ -479,8 +461,8 @@ def _render_into(staging: Path, plan: VideoPlan, times: list[float], workers: in
     if params.kind == "dashcam":
         _write_track(staging, plan)
     else:
-        truth["events"] = [{**e, "start_utc": _iso(plan.start + timedelta(seconds=e["start_s"])),
-                            "end_utc": _iso(plan.start + timedelta(seconds=e["end_s"]))}
+        truth["events"] = [{**e, "start_utc": iso_utc(plan.start + timedelta(seconds=e["start_s"])),
+                            "end_utc": iso_utc(plan.start + timedelta(seconds=e["end_s"]))}
                            for e in plan.events]
         camera = {
             "id": f"synth-cctv-{params.seed}",
