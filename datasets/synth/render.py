@@ -311,10 +311,17 @@ def _extent(camera: PinholeCamera, obj: SceneObject) -> tuple[int, int, int, int
     return int(x1), int(y1), int(x2), int(y2)
 
 
-def silhouette_area(camera: PinholeCamera, obj: SceneObject) -> int:
+def silhouette_area(camera: PinholeCamera, obj: SceneObject,
+                    extent: tuple[int, int, int, int] | None = None) -> int:
     """Pixels the object would cover drawn alone on an unbounded image (clamped to a margin
-    of one frame around the image), so that cut-off parts count as hidden."""
-    extent = _extent(camera, obj)
+    of one frame around the image), so that cut-off parts count as hidden.
+
+    Args:
+        camera: The camera.
+        obj: The object.
+        extent: The object's pixel bounds if already known (see ``_extent``).
+    """
+    extent = extent or _extent(camera, obj)
     if extent is None:
         return 0
     margin_x = int(camera.width * _SILHOUETTE_MARGIN)
@@ -357,41 +364,32 @@ def render(
                                   -float(np.linalg.norm(np.array(objects[i].anchor) - position))))
     for index in order:
         canvas.draw(index, objects[index])
-    drawn = set(in_view)
-    labels = _labels(camera, [objects[i] if i in drawn else None for i in range(len(objects))],
-                     canvas.ids, min_box_px)
+    labels = _labels(camera, [(i, objects[i]) for i in sorted(in_view)], canvas.ids, min_box_px)
     return Rendered(canvas.image, canvas.ids, canvas.depth, labels)
 
 
-def _labels(camera: PinholeCamera, objects: Sequence[SceneObject | None],
+def _labels(camera: PinholeCamera, drawn: list[tuple[int, SceneObject]],
             ids: npt.NDArray[np.int32], min_box_px: float) -> list[Label]:
-    """Labels of the drawn objects (None stands for an object culled as out of view)."""
+    """Labels of the drawn labelled objects, given as (index in the scene, object)."""
     labels: list[Label] = []
-    wanted = [i for i, obj in enumerate(objects) if obj is not None and obj.class_key is not None]
-    if not wanted:
-        return labels
     height, width = ids.shape
-    for index in wanted:
-        obj = objects[index]
-        if obj is None:
-            continue
-        extent = _extent(camera, obj)
-        if extent is None:
+    for index, obj in drawn:
+        extent = _extent(camera, obj) if obj.class_key is not None else None
+        if obj.class_key is None or extent is None:
             continue
         left, top = max(extent[0], 0), max(extent[1], 0)
         right, bottom = min(extent[2], width), min(extent[3], height)
-        ys, xs = np.nonzero(ids[top:bottom, left:right] == index) if right > left and \
-            bottom > top else (np.zeros(0, int), np.zeros(0, int))
+        if right <= left or bottom <= top:
+            continue
+        ys, xs = np.nonzero(ids[top:bottom, left:right] == index)
         if len(xs) == 0:
             continue
         x1, y1 = int(xs.min()) + left, int(ys.min()) + top
         x2, y2 = int(xs.max()) + 1 + left, int(ys.max()) + 1 + top
         if x2 - x1 < min_box_px or y2 - y1 < min_box_px:
             continue
-        full = silhouette_area(camera, obj)
+        full = silhouette_area(camera, obj, extent)
         fraction = len(xs) / full if full else 0.0
-        if fraction < MIN_VISIBLE_FRACTION:
-            continue
-        key = obj.class_key or ""
-        labels.append(Label(key, index, (x1, y1, x2, y2), min(1.0, fraction)))
+        if fraction >= MIN_VISIBLE_FRACTION:
+            labels.append(Label(obj.class_key, index, (x1, y1, x2, y2), min(1.0, fraction)))
     return labels
