@@ -67,14 +67,15 @@ def _text_row(image: UInt8Image, x: int, y: int, size: int, count: int,
 
 def poster_texture(rng: Rng) -> UInt8Image:
     """A small ad: light paper, a few rows of glyphs, often a phone-number-like string."""
-    height, width = int(rng.integers(80, 140)), int(rng.integers(60, 110))
+    # Posters rarely cover more than ~60 px on screen; a larger texture only costs time.
+    height, width = int(rng.integers(56, 100)), int(rng.integers(44, 80))
     paper = np.array(rng.choice([[235, 240, 245], [200, 230, 250], [180, 220, 255],
                                  [220, 220, 220], [170, 200, 240]]), dtype=float)
     image = np.clip(paper + rng.normal(0, 6, (height, width, 3)), 0, 255).astype(np.uint8)
     ink = tuple(int(v) for v in rng.choice([[20, 20, 20], [30, 30, 200], [160, 40, 20]]))
-    size = int(rng.integers(9, 15))
+    size = int(rng.integers(7, 11))
     y = 4
-    while y + size < height - 14:
+    while y + size < height - 12:
         count = max(1, (width - 8) // int(size * 1.1))
         _text_row(image, 4, y, size, count, ink, rng)  # type: ignore[arg-type]
         y += int(size * 1.35)
@@ -90,17 +91,17 @@ def poster_texture(rng: Rng) -> UInt8Image:
 
 def sign_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     """A lawful shop sign: a saturated board with a few large glyphs and a border."""
-    height = 60
-    width = max(60, int(height * width_m / height_m))
+    height = 44
+    width = max(44, int(height * width_m / height_m))
     board = np.array(rng.choice([[30, 30, 170], [150, 60, 20], [20, 120, 30], [40, 40, 40],
                                  [20, 160, 210]]), dtype=np.uint8)
     image = np.empty((height, width, 3), np.uint8)
     image[:] = board
     letters = tuple(int(v) for v in rng.choice([[255, 255, 255], [40, 220, 250], [230, 230, 0]]))
-    size = 40
-    count = max(2, min(8, (width - 20) // 46))
+    size = 30
+    count = max(2, min(8, (width - 14) // 34))
     start = (width - count * int(size * 1.1)) // 2
-    _text_row(image, start, 10, size, count, letters, rng)  # type: ignore[arg-type]
+    _text_row(image, start, 7, size, count, letters, rng)  # type: ignore[arg-type]
     cv2.rectangle(image, (1, 1), (width - 2, height - 2), letters, 2)
     return image
 
