@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", default="960x540", help="generated image size")
+    parser.add_argument("--model", default="yolo11n.yaml",
+                        help="model YAML to train from scratch, or a local .pt to continue from")
     args = parser.parse_args()
     os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -59,9 +61,9 @@ def main() -> None:
         "names": TAXONOMY.names,
     }), encoding="utf-8")
 
-    from ultralytics import YOLO
+    from ultralytics.models import YOLO
 
-    model = YOLO("yolo11n.yaml")
+    model = YOLO(args.model)
     started = time.perf_counter()
     model.train(data=str(data_yaml), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
                 device="cpu", workers=2, project=str(out), name="train", exist_ok=True,
@@ -78,6 +80,7 @@ def main() -> None:
             "precision": round(float(precision), 3), "recall": round(float(recall), 3),
             "ap50": round(float(ap50), 3), "ap50_95": round(float(ap), 3)}
     result = {
+        "model": args.model,
         "train_images": args.train_images, "imgsz": args.imgsz, "epochs": args.epochs,
         "train_seconds": round(train_seconds), "map50": round(float(metrics.box.map50), 3),
         "classes": per_class,
