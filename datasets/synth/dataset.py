@@ -16,7 +16,7 @@ import numpy as np
 from streetwatch.datasets.format import DatasetWriter, ImageRecord
 from streetwatch.datasets.images import ImageInfo, sha256_bytes
 from streetwatch.datasets.labels import Labels, read_labels
-from streetwatch.datasets.synth.generate import SynthImage, generate_image
+from streetwatch.datasets.synth.generate import generate_image
 from streetwatch.datasets.synth.parallel import ordered_map
 from streetwatch.datasets.synth.render import UInt8Image
 from streetwatch.models.taxonomy import TAXONOMY
@@ -60,7 +60,9 @@ def make(job: SynthJob) -> SynthResult:
     """Generate and JPEG-encode one image (quality varies: compression is part of the look)."""
     image_seed = job.image_seed()
     made = generate_image(image_seed, job.camera_kind(), job.size)
-    quality = int(np.random.default_rng(image_seed).integers(60, 96))
+    # A stream of its own: drawn from the image's seed, it would mirror the image's first
+    # random choice (its lighting), and dark frames would always be the most compressed.
+    quality = int(np.random.default_rng([image_seed, 1]).integers(60, 96))
     ok, encoded = cv2.imencode(".jpg", made.image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError(f"JPEG encoding failed for synthetic image {job.index}")
@@ -154,5 +156,5 @@ def preview_from_dataset(root: Path, records: list[ImageRecord], out: Path,
     cv2.imwrite(str(out), contact_sheet(samples))
 
 
-__all__ = ["CAMERA_CHOICES", "SynthImage", "SynthJob", "contact_sheet", "make",
-           "preview_from_dataset", "write_synth_dataset"]
+__all__ = ["CAMERA_CHOICES", "SynthJob", "contact_sheet", "make", "preview_from_dataset",
+           "write_synth_dataset"]
