@@ -367,7 +367,7 @@ class DatasetWriter:
                 encoding="utf-8",
             )
             write_manifest(tmp / MANIFEST, self.records)
-            _replace_dir(tmp, self.out)
+            replace_dir(tmp, self.out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -375,8 +375,9 @@ class DatasetWriter:
             self._tmp = None
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move ``new`` to ``target``, replacing an existing ``target`` only after the move."""
+def replace_dir(new: Path, target: Path) -> None:
+    """Move the finished folder ``new`` to ``target``. An existing ``target`` is set aside
+    first and deleted only once ``new`` is in place, so a failure leaves the old one."""
     if not target.exists():
         new.rename(target)
         return

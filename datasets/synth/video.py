@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 from shapely.geometry import Polygon, box
 
+from streetwatch.datasets.format import replace_dir
 from streetwatch.datasets.synth import objects as build
 from streetwatch.datasets.synth.camera import PinholeCamera
 from streetwatch.datasets.synth.generate import Look, random_look, render_frame
@@ -413,9 +414,7 @@ def write_video(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         truth = _render_into(staging, plan, times, workers, progress)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        replace_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
