@@ -203,7 +203,7 @@ def random_scene(rng: Rng, camera_kind: str, size: tuple[int, int]) -> Scene:
     """A street with a camera and randomly placed objects of every kind.
 
     About 10 % of scenes are made without any violation, only scenery and hard negatives;
-    with the scenes whose violations all fall out of view, about 15 % of images show none.
+    with the scenes whose violations all fall out of view, about 18 % of images show none.
     """
     layout = random_layout(rng)
     camera = random_camera(rng, camera_kind, layout, size)
