@@ -103,26 +103,30 @@ def sky(size: tuple[int, int], look: Look) -> UInt8Image:
 
 def _light(image: UInt8Image, depth: npt.NDArray[np.float32], look: Look,
            rng: np.random.Generator) -> UInt8Image:
-    if look.condition == "day" and look.fog_m is None and not look.rain:
-        return image
-    out = image.astype(np.float32)
+    out = image
     height, width = image.shape[:2]
     if look.condition == "dusk":
-        out *= np.array([0.75, 0.8, 0.95], np.float32)
+        # Per-channel gains as a colour transform: saturating, and no float copy.
+        out = np.asarray(cv2.transform(out, np.diag([0.75, 0.8, 0.95])), np.uint8)
     elif look.condition == "night":
-        out *= 0.3
-        # Street-light glow, blurred at 1/8 scale: the blur is wide and need not be sharp.
+        # Darkness with street-light glow, as a gain map built at 1/8 scale: the glow is
+        # wide and smooth, and OpenCV's mixed-type multiply avoids float copies of the frame.
         small = np.zeros((height // 8 + 1, width // 8 + 1), np.float32)
         for x, y, radius in look.glows:
             cv2.circle(small, (int(x * width / 8), int(y * height / 8)),
                        int(radius * width / 8), 1.0, -1)
         small = np.asarray(cv2.GaussianBlur(small, (0, 0), width * 0.01), np.float32)
-        glow = np.asarray(cv2.resize(small, (width, height)), np.float32)
-        out *= 1 + 2.2 * glow[..., None] * np.array([0.7, 0.9, 1.2], np.float32)
+        tint = np.array([0.7, 0.9, 1.2], np.float32)
+        gain_small = 0.3 * (1 + 2.2 * small[..., None] * tint)
+        gain = cv2.resize(gain_small, (width, height), interpolation=cv2.INTER_LINEAR)
+        out = np.asarray(cv2.multiply(out, gain, dtype=cv2.CV_8U), np.uint8)
+    if look.fog_m is None and not look.rain:
+        return out
+    result = out.astype(np.float32)
     if look.fog_m is not None:  # blend towards grey with distance
         finite = np.where(np.isfinite(depth), depth, 300.0)
-        amount = 1 - np.exp(-finite / look.fog_m)
-        out = out * (1 - amount[..., None]) + 190 * amount[..., None]
+        amount = (1 - np.exp(-finite / look.fog_m))[..., None]
+        result = result * (1 - amount) + 190 * amount
     if look.rain:  # streaks, and a darker, wetter look
         streaks = np.zeros((height, width), np.float32)
         count = int(height * width / 1500)
@@ -130,9 +134,9 @@ def _light(image: UInt8Image, depth: npt.NDArray[np.float32], look: Look,
         kernel = np.zeros((15, 15), np.float32)
         cv2.line(kernel, (5, 0), (9, 14), 1.0, 1)
         streaks = np.asarray(cv2.filter2D(streaks, -1, kernel / kernel.sum()), np.float32) * 6
-        out += 90 * np.clip(streaks, 0, 1)[..., None]
-        out *= 0.85
-    lit: UInt8Image = np.clip(out, 0, 255).astype(np.uint8)
+        result += 90 * np.clip(streaks, 0, 1)[..., None]
+        result *= 0.85
+    lit: UInt8Image = np.clip(result, 0, 255).astype(np.uint8)
     return lit
 
 
