@@ -125,22 +125,16 @@ def facade_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     door_x = int(rng.uniform(0.2, 0.8) * width)
     cv2.rectangle(image, (door_x, shop_top + int(0.5 * px)), (door_x + int(1.2 * px), height - 1),
                   (40, 40, 40), -1)
-    # Windows on a regular grid, each with its own tint and a frame, painted in one
-    # vectorised step: per pixel, which window column and row it is in, if any.
+    # Windows on a regular grid, each with its own tint and a frame.
     win_w, win_h, pitch_x, pitch_y = int(1.2 * px), int(1.5 * px), int(2.5 * px), int(3.0 * px)
-    first_top = int(0.5 * px) + (shop_top - int(0.5 * px)) % pitch_y
-    xs, ys = np.arange(width) - px, np.arange(shop_top) - first_top
-    in_x = (xs >= 0) & (xs % pitch_x <= win_w) & (xs < width - int(2.5 * px))
-    in_y = (ys >= 0) & (ys % pitch_y <= win_h) & (ys < shop_top - first_top - (pitch_y - win_h))
-    if in_x.any() and in_y.any():
-        col, row = np.where(in_x, xs // pitch_x, 0), np.where(in_y, ys // pitch_y, 0)
-        pane = np.array([110, 90, 70]) + rng.normal(0, 12, 3)
-        tints = np.clip(pane + rng.normal(0, 10, (row.max() + 1, col.max() + 1, 3)), 0, 255)
-        edge_x = in_x & ((xs % pitch_x == 0) | (xs % pitch_x == win_w))
-        edge_y = in_y & ((ys % pitch_y == 0) | (ys % pitch_y == win_h))
-        region = image[:shop_top]
-        window = in_y[:, None] & in_x[None, :]
-        region[window] = tints[row[:, None], col[None, :]][window].astype(np.uint8)
-        frame = (edge_y[:, None] & in_x[None, :]) | (in_y[:, None] & edge_x[None, :])
-        region[frame] = np.clip(wall * 0.7, 0, 255).astype(np.uint8)
+    columns = range(px, width - int(1.5 * px), pitch_x)
+    rows = range(shop_top - pitch_y, int(0.5 * px), -pitch_y)
+    pane = np.array([110, 90, 70]) + rng.normal(0, 12, 3)
+    tints = np.clip(pane + rng.normal(0, 10, (len(rows), len(columns), 3)), 0, 255).tolist()
+    frame = tuple(int(v) for v in np.clip(wall * 0.7, 0, 255))
+    for r, top in enumerate(rows):
+        for c, left in enumerate(columns):
+            corner, opposite = (left, top), (left + win_w, top + win_h)
+            cv2.rectangle(image, corner, opposite, tints[r][c], -1)
+            cv2.rectangle(image, corner, opposite, frame, 1)
     return image
