@@ -147,3 +147,15 @@ def test_bad_video_arguments_are_refused(tmp_path: Path) -> None:
                                        "--kind", "cctv", "--seconds", "0"])
     assert result.exit_code == 2
     assert not (tmp_path / "v").exists()
+
+
+def test_same_seed_same_video_whatever_the_workers(tmp_path: Path) -> None:
+    args = ("--kind", "dashcam", "--seconds", "1", "--seed", "21")
+    one = _video(tmp_path / "one", *args, "--workers", "1")
+    two = _video(tmp_path / "two", *args, "--workers", "2")
+    assert one == two
+    for name in ("track.csv", "track.gpx"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    first = [cv2.VideoCapture(str(tmp_path / run / "video.mp4")).read()[1]
+             for run in ("one", "two")]
+    assert first[0] is not None and (first[0] == first[1]).all()
