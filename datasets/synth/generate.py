@@ -21,9 +21,10 @@ from streetwatch.models.taxonomy import TAXONOMY
 
 CONDITIONS = ("day", "dusk", "night")
 # Objects whose visible box is narrower or shorter than this share of the image width are
-# drawn but not labelled: at training resolution they are a few pixels, which no detector
-# can be asked to find (10.7 px at 1280 wide, 5.3 px once resized to 640).
-MIN_LABEL_WIDTH_SHARE = 1 / 120
+# drawn but not labelled: 16 px at 1280 wide is 8 px once resized to 640 for training, about
+# the least a detector at stride 8 can be asked to find. (At 1/120 the first learnability run
+# had ads and locks of 3-4 px at 416 px, and recalled none of them.)
+MIN_LABEL_WIDTH_SHARE = 1 / 80
 _NOISE_PAD = 64
 
 

@@ -202,15 +202,15 @@ def _facades(layout: StreetLayout, rng: Rng) -> tuple[list[SceneObject], list[Sc
 def random_scene(rng: Rng, camera_kind: str, size: tuple[int, int]) -> Scene:
     """A street with a camera and randomly placed objects of every kind.
 
-    About 10 % of scenes are made without any violation, only scenery and hard negatives;
-    with the scenes whose violations all fall out of view, about 18 % of images show none.
+    About 7 % of scenes are made without any violation, only scenery and hard negatives;
+    with the scenes whose violations all fall out of view, about 15 % of images show none.
     """
     layout = random_layout(rng)
     camera = random_camera(rng, camera_kind, layout, size)
     scene = Scene(camera, layout)
     scene.objects += ground(layout, rng)
     scenery, facade_decals = _facades(layout, rng)
-    violations = rng.random() >= 0.10
+    violations = rng.random() >= 0.07
     scene.objects += scenery + [d for d in facade_decals if violations or d.class_key is None]
     scene.objects += street_furniture(layout, rng, violations, (4.0, 70.0))
     return scene
