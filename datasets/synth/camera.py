@@ -151,23 +151,22 @@ class PinholeCamera:
                            f * cam[:, 1] / cam[:, 2] + self.cy], axis=1)
         return pixels, cam[:, 2]
 
-    def sees_box(self, low: FloatArray, high: FloatArray) -> bool:
-        """Whether any part of the axis-aligned world box ``low..high`` can be in view
-        (a conservative test: False only when the whole box is behind the camera or wholly
-        beyond one edge of the view)."""
-        corners = np.array([[x, y, z] for x in (low[0], high[0]) for y in (low[1], high[1])
-                            for z in (low[2], high[2])])
-        cam = self.to_camera(corners)
-        depth = cam[:, 2]
-        if depth.max() <= NEAR_PLANE_M:
-            return False
+    def sees_boxes(self, lows: FloatArray, highs: FloatArray) -> npt.NDArray[np.bool_]:
+        """For (N, 3) axis-aligned world boxes ``lows..highs``, whether any part of each can
+        be in view. Conservative: False only when a whole box is behind the camera or wholly
+        beyond one edge of the view."""
+        pick = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])  # (8, 3)
+        bounds = np.stack([lows, highs], axis=1)  # (N, 2, 3)
+        corners = bounds[:, pick, np.arange(3)]  # (N, 8, 3)
+        cam = self.to_camera(corners.reshape(-1, 3)).reshape(-1, 8, 3)
+        depth = cam[..., 2]
+        seen: npt.NDArray[np.bool_] = depth.max(axis=1) > NEAR_PLANE_M
         f = self.focal_px
-        # Beyond an edge: every corner is outside the same side plane of the view.
         for axis, centre, size in ((0, self.cx, self.width), (1, self.cy, self.height)):
             low_edge, high_edge = -centre / f, (size - centre) / f
-            if np.all(cam[:, axis] < low_edge * depth) or np.all(cam[:, axis] > high_edge * depth):
-                return False
-        return True
+            seen &= ~np.all(cam[..., axis] < low_edge * depth, axis=1)
+            seen &= ~np.all(cam[..., axis] > high_edge * depth, axis=1)
+        return seen
 
     def horizon_row(self) -> float:
         """Image row of the horizon (may lie outside the image)."""

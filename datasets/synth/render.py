@@ -8,10 +8,10 @@ also outside the frame) survives occlusion and the frame edge.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -111,6 +111,7 @@ class SceneObject:
     primitives: list[Primitive] = field(default_factory=list)
     layer: int = 3
 
+    @cached_property
     def bounds(self) -> tuple[FloatArray, FloatArray]:
         """World-space axis-aligned bounds of all primitives (lines padded by thickness)."""
         points = np.concatenate([p.points for p in self.primitives])
@@ -252,18 +253,23 @@ class _Canvas:
                          shift=4)
 
     def _line(self, index: int, line: Line) -> None:
+        # Each piece is drawn as one polyline at the thickness of its nearest third: a cable's
+        # thickness varies little along its length, and one call per piece instead of one
+        # per segment made lines cheap.
         f = self.camera.focal_px
+        height, width = self.image.shape[:2]
         for pixels, depths in self.camera.project_polyline(line.points):
-            for (a, b), depth in zip(itertools.pairwise(pixels),
-                                     (depths[:-1] + depths[1:]) / 2, strict=True):
-                thickness = max(1, round(f * line.thickness_m / depth))
-                p, q = tuple(np.round(a).astype(int)), tuple(np.round(b).astype(int))
-                if not _segment_near_frame(p, q, self.image.shape):
-                    continue
-                cv2.line(self.ids, p, q, index, thickness, cv2.LINE_8)
-                if not self.mask_only:
-                    cv2.line(self.image, p, q, line.colour, thickness, cv2.LINE_AA)
-                    cv2.line(self.depth, p, q, float(depth), thickness, cv2.LINE_8)
+            if (pixels[:, 0].max() < -width or pixels[:, 0].min() > 2 * width
+                    or pixels[:, 1].max() < -height or pixels[:, 1].min() > 2 * height):
+                continue
+            depth = float(np.percentile(depths, 33))
+            thickness = max(1, round(f * line.thickness_m / depth))
+            points = [np.round(pixels * 16).astype(np.int32)]
+            cv2.polylines(self.ids, points, False, index, thickness, cv2.LINE_8, shift=4)
+            if not self.mask_only:
+                cv2.polylines(self.image, points, False, line.colour, thickness, cv2.LINE_AA,
+                              shift=4)
+                cv2.polylines(self.depth, points, False, depth, thickness, cv2.LINE_8, shift=4)
 
     def _decal(self, index: int, decal: Decal) -> None:
         pixels, depths = self.camera.project(decal.quad)
@@ -292,12 +298,6 @@ class _Canvas:
         polygon = [np.round(pixels * 16).astype(np.int32)]
         cv2.fillPoly(self.ids, polygon, index, cv2.LINE_8, shift=4)
         cv2.fillPoly(self.depth, polygon, float(depths.mean()), cv2.LINE_8, shift=4)
-
-
-def _segment_near_frame(p: tuple[int, ...], q: tuple[int, ...], shape: tuple[int, ...]) -> bool:
-    height, width = shape[:2]
-    return not (max(p[0], q[0]) < -width or min(p[0], q[0]) > 2 * width
-                or max(p[1], q[1]) < -height or min(p[1], q[1]) > 2 * height)
 
 
 def _extent(camera: PinholeCamera, obj: SceneObject) -> tuple[int, int, int, int] | None:
@@ -376,8 +376,11 @@ def render(
     light = np.array([0.3, -0.4, 0.87]) if light is None else light
     canvas = _Canvas(camera, background.copy(), light / np.linalg.norm(light))
     position = np.array(camera.position)
-    in_view = [i for i, obj in enumerate(objects) if obj.primitives and
-               camera.sees_box(*obj.bounds())]
+    drawable = [i for i, obj in enumerate(objects) if obj.primitives]
+    lows = np.array([objects[i].bounds[0] for i in drawable]).reshape(-1, 3)
+    highs = np.array([objects[i].bounds[1] for i in drawable]).reshape(-1, 3)
+    seen = camera.sees_boxes(lows, highs)
+    in_view = [i for i, visible in zip(drawable, seen, strict=True) if visible]
     order = sorted(in_view,
                    key=lambda i: (objects[i].layer,
                                   -float(np.linalg.norm(np.array(objects[i].anchor) - position))))
