@@ -172,17 +172,6 @@ class PinholeCamera:
         """Image row of the horizon (may lie outside the image)."""
         return self.cy + self.focal_px * math.tan(math.radians(self.pitch_deg))
 
-    def ground_distance(self, rows: FloatArray) -> FloatArray:
-        """Distance along the optical axis to the ground seen at each image row (inf above
-        the horizon); used for depth-dependent effects such as fog."""
-        f = self.focal_px
-        pitch = math.radians(self.pitch_deg)
-        below = np.arctan((np.asarray(rows, dtype=np.float64) - self.cy) / f) - pitch
-        height = self.position[2]
-        with np.errstate(divide="ignore"):
-            distance = np.where(below > 1e-4, height / np.tan(np.maximum(below, 1e-4)), np.inf)
-        return distance
-
 
 def _cut(a: FloatArray, b: FloatArray) -> FloatArray:
     """The point between camera-frame points a and b where depth equals the near plane."""

@@ -65,11 +65,6 @@ class StreetLayout:
         """y of the right kerb."""
         return -self.road_half
 
-    @property
-    def right_facade(self) -> float:
-        """y of the right facade line."""
-        return -self.road_half - self.sidewalk
-
 
 @dataclass
 class Scene:
