@@ -31,6 +31,9 @@ from streetwatch.datasets.labels import Labels, read_labels
 from streetwatch.models.taxonomy import TAXONOMY
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# When one image turns up in several splits, the copy in the most held-out split is the one
+# to keep: lower rank wins.
+HELD_OUT_RANK: dict[str, int] = {"test": 0, "val": 1, "train": 2}
 DATA_YAML = "data.yaml"
 MANIFEST = "manifest.jsonl"
 

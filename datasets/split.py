@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streetwatch.datasets.format import (
+    HELD_OUT_RANK,
     MANIFEST,
     SPLITS,
     Dataset,
@@ -90,7 +91,7 @@ def plan_split(
 
     for group, records in sorted(groups.items()):
         kept = sorted({r.split for r in records if r.split in keep},
-                      key=("test", "val", "train").index)
+                      key=HELD_OUT_RANK.__getitem__)
         if kept:
             place(group, kept[0])
 

@@ -16,6 +16,7 @@ from typing import Literal
 
 from streetwatch.datasets.format import (
     DATA_YAML,
+    HELD_OUT_RANK,
     MANIFEST,
     SPLITS,
     DatasetError,
@@ -36,8 +37,6 @@ from streetwatch.models.taxonomy import TAXONOMY
 
 # Corners may stray this far outside 0..1 (rounding); further is an error.
 COORD_TOLERANCE = 1e-3
-# When one image is in several splits, the copy in the most held-out split is kept.
-_HELD_OUT_RANK = {"test": 0, "val": 1, "train": 2}
 
 Severity = Literal["error", "warning"]
 
@@ -418,7 +417,7 @@ def _copies_to_keep(images: list[ImageEntry]) -> set[str]:
         if entry.info is None:
             continue
         current = best.get(entry.info.sha256)
-        if current is None or _HELD_OUT_RANK[entry.split] < _HELD_OUT_RANK[current.split]:
+        if current is None or HELD_OUT_RANK[entry.split] < HELD_OUT_RANK[current.split]:
             best[entry.info.sha256] = entry
     for entry in images:
         if entry.info is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streetwatch.datasets.format import SPLITS, DatasetWriter, safe_image_name
+from streetwatch.datasets.format import HELD_OUT_RANK, SPLITS, DatasetWriter, safe_image_name
 from streetwatch.datasets.images import (
     IMAGE_SUFFIXES,
     ImageFileError,
@@ -232,28 +232,33 @@ class ImportReport:
         return "\n".join(lines)
 
 
-def group_function(pattern: str | None) -> Callable[[str], str]:
-    """How an image's split group is derived from its source-relative path.
+def group_function(pattern: str | None) -> Callable[[SourceImage], str]:
+    """How an image's split group is derived.
 
-    Without a pattern each original file is its own group. With one, the first capture
-    group (or the whole match) of ``re.search`` on the image's name within its split folder
-    is the group, e.g. ``'^(.*)_frame\\d+'`` puts the frames of one video together, whichever
-    split folders the source spread them over.
+    A group the source implies (a video task) comes first. Otherwise, without a pattern,
+    each original file (its source-relative path) is its own group. With one, the first
+    capture group (or the whole match) of ``re.search`` on the image's name within its split
+    folder is the group, e.g. ``'^(.*)_frame\\d+'`` puts the frames of one video together,
+    whichever split folders the source spread them over; a name it does not match is its
+    own group.
 
     Raises:
         ImporterError: for an invalid pattern.
     """
     if pattern is None:
-        return lambda relative: str(Path(relative).with_suffix(""))
+        return lambda image: image.group or str(Path(image.relative).with_suffix(""))
     try:
         regex = re.compile(pattern)
     except re.error as exc:
         raise ImporterError(f"--group-regex {pattern!r}: {exc}") from None
 
-    def group_of(relative: str) -> str:
-        match = regex.search(relative)
+    def group_of(image: SourceImage) -> str:
+        if image.group:
+            return image.group
+        name = image.name or image.relative
+        match = regex.search(name)
         if match is None:
-            return str(Path(relative).with_suffix(""))
+            return str(Path(name).with_suffix(""))
         return match.group(1) if regex.groups else match.group(0)
 
     return group_of
@@ -322,12 +327,9 @@ def import_scan(
         prepared = _drop_leaked_copies(prepared, report)
     with DatasetWriter(out, overwrite=overwrite) as writer:
         for image, info in prepared:
-            _import_image(image, info, class_map, writer, report, split, group_of, group_regex)
+            _import_image(image, info, class_map, writer, report, split, group_of)
         writer.write_extra(REPORT_FILE, report.to_json() + "\n")
     return report
-
-
-_HELD_OUT_RANK = {"test": 0, "val": 1, "train": 2}
 
 
 def _prepare(image: SourceImage, report: ImportReport) -> ImageInfo | None:
@@ -363,7 +365,7 @@ def _drop_leaked_copies(prepared: list[tuple[SourceImage, ImageInfo]],
     best: dict[str, SourceImage] = {}
     for image, info in prepared:
         kept = best.get(info.sha256)
-        if kept is None or _HELD_OUT_RANK[image.split] < _HELD_OUT_RANK[kept.split]:
+        if kept is None or HELD_OUT_RANK[image.split] < HELD_OUT_RANK[kept.split]:
             best[info.sha256] = image
     result: list[tuple[SourceImage, ImageInfo]] = []
     for image, info in prepared:
@@ -382,8 +384,7 @@ def _import_image(
     writer: DatasetWriter,
     report: ImportReport,
     split: str | None,
-    group_of: Callable[[str], str],
-    group_regex: str | None,
+    group_of: Callable[[SourceImage], str],
 ) -> None:
     data = image.read_bytes()
     if sha256_bytes(data) != info.sha256:
@@ -417,8 +418,7 @@ def _import_image(
         split=target_split,
         labels=labels,
         source=f"{report.format}:{report.source}/{image.relative}",
-        group=image.group or group_of(image.relative if group_regex is None
-                                      else image.name or image.relative),
+        group=group_of(image),
         info=info,
     )
     report.images_by_split[target_split] += 1

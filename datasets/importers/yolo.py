@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from streetwatch.datasets.format import DatasetError, read_names
+from streetwatch.datasets.format import HELD_OUT_RANK, DatasetError, read_names
 from streetwatch.datasets.images import IMAGE_SUFFIXES
 from streetwatch.datasets.importers.common import (
     ImporterError,
@@ -23,8 +23,6 @@ from streetwatch.datasets.importers.common import (
     split_from_name,
 )
 from streetwatch.datasets.labels import parse_label_line
-
-_SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2}
 
 
 def _yolo_label_path(image: Path) -> Path:
@@ -133,7 +131,7 @@ def scan_yolo(source: Path) -> SourceScan:
                 names_in_entry[image] = image.relative_to(entry).as_posix()
             previous = chosen.get(image)
             # An image named under two keys goes to the more held-out split.
-            if previous is None or _SPLIT_PRIORITY[split] < _SPLIT_PRIORITY[previous]:
+            if previous is None or HELD_OUT_RANK[split] < HELD_OUT_RANK[previous]:
                 chosen[image] = split
 
     images: list[SourceImage] = []
