@@ -16,6 +16,9 @@ import click
 _COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "data": ("streetwatch.datasets.cli", "data", None),
     "models": ("streetwatch.models.cli", "models", None),
+    "train": ("streetwatch.training.cli", "train_command", "train"),
+    "eval": ("streetwatch.training.cli", "eval_command", "train"),
+    "export": ("streetwatch.training.cli", "export_command", "train"),
 }
 
 

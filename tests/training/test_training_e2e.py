@@ -1,0 +1,111 @@
+"""The whole training side on a handful of tiny generated images, one epoch:
+train -> eval -> export (parity) -> INT8 -> register -> verify, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from streetwatch.datasets.synth.dataset import write_synth_dataset
+from streetwatch.models.registry import Registry
+from streetwatch.models.taxonomy import TAXONOMY
+from streetwatch.service.cli import main
+
+
+def sw(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def ok(*args: str | Path) -> Result:
+    result = sw(*args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch run on 8 synthetic 128x96 images, validated on 4."""
+    root = tmp_path_factory.mktemp("e2e")
+    write_synth_dataset(root / "train", images=8, seed=11, size=(128, 96), split="train")
+    write_synth_dataset(root / "val", images=4, seed=12, size=(128, 96), split="val")
+    write_synth_dataset(root / "test", images=4, seed=13, size=(128, 96), split="test")
+    ok("train", "--data", root / "train", "--data", f"{root / 'val'}:2",
+       "--holdout", root / "test", "--imgsz", "64", "--epochs", "1", "--batch", "4",
+       "--out", root / "run")
+    return root
+
+
+def test_run_folder_records_how_it_was_made(trained: Path) -> None:
+    run = trained / "run"
+    assert (run / "weights" / "best.pt").is_file() and (run / "weights" / "last.pt").is_file()
+    command = (run / "command.txt").read_text()
+    assert "streetwatch train --data" in command and "--imgsz 64" in command
+    record = json.loads((run / "run.json").read_text())
+    assert record["state"] == "finished" and record["config"]["imgsz"] == 64
+    assert [d["weight"] for d in record["data"]] == [1.0, 2.0]
+    assert all(len(d["fingerprint"]) == 64 for d in record["data"])
+    assert json.loads((run / "result.json").read_text())["epochs"] == 1
+
+
+def test_eval_writes_metrics_plots_and_report(trained: Path) -> None:
+    out = trained / "eval"
+    ok("eval", "--model", trained / "run/weights/best.pt", "--data", trained / "test",
+       "--out", out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) >= {"classes", "all", "model", "data"}
+    assert set(metrics["classes"]) <= set(TAXONOMY.keys)
+    for row in [*metrics["classes"].values(), metrics["all"]]:
+        assert set(row) == {"precision", "recall", "ap50", "ap50_95", "instances"}
+    assert metrics["data"]["images"] == 4 and metrics["model"]["imgsz"] == 64
+    assert (out / "confusion_matrix.png").is_file() and (out / "pr_curve.png").is_file()
+    report = (out / "report.md").read_text()
+    assert "| class | instances |" in report
+    for example in (out / "examples").iterdir():  # every crop is linked from the report
+        assert f"examples/{example.name}" in report
+
+
+def test_export_int8_register_verify(trained: Path) -> None:
+    registry = trained / "registry"
+    weights = trained / "run/weights/best.pt"
+    result = ok("export", "--model", weights, "--int8", "--calib", trained / "train",
+                "--data", trained / "test", "--register", "tiny:1", "--registry", registry)
+    assert "parity ok" in result.output and "INT8" in result.output
+    summary = json.loads((trained / "run/export/export.json").read_text())
+    assert summary["parity"]["raw_box_delta_px"] <= summary["parity"]["raw_max_box_delta_px"]
+    assert summary["int8"]["speed"]["speedup"] > 0
+    assert set(summary["int8"]["ap50_delta"]) <= set(TAXONOMY.keys)
+
+    card = Registry(registry).card("tiny:1")
+    assert set(card.artefacts) == {"pt", "onnx", "int8"} and card.imgsz == 64
+    assert card.classes == TAXONOMY.keys and len(card.training.data) == 2
+    assert card.training.epochs == 1 and card.training.command is not None
+    assert list(card.metrics) == ["test/test"]
+    assert "tiny:1: ok" in ok("models", "verify", "--registry", registry).output
+
+    again = sw("export", "--model", weights, "--data", trained / "test",
+               "--register", "tiny:1", "--registry", registry)
+    assert again.exit_code == 1 and "already registered" in again.output
+    assert sorted(p.name for p in (registry / "tiny").iterdir()) == ["1"]
+
+    # a registered model evaluates by name, against a baseline, and its card records it
+    result = ok("eval", "--model", "tiny:1/int8", "--baseline", weights, "--data",
+                trained / "val", "--split", "val", "--out", trained / "eval-int8",
+                "--registry", registry)
+    assert "recorded as 'val/val'" in result.output
+    assert "ΔAP50" in (trained / "eval-int8/report.md").read_text()
+    assert (trained / "eval-int8/baseline/metrics.json").is_file()
+    assert Registry(registry).card("tiny:1").metrics["val/val"].artefact == "int8"
+
+
+def test_eval_refuses_bad_models_and_splits(trained: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x00" * 64)
+    result = sw("eval", "--model", broken, "--data", trained / "test", "--out", tmp_path / "e")
+    assert result.exit_code == 1 and "broken.pt: not a readable PyTorch checkpoint" in result.output
+    result = sw("eval", "--model", trained / "run/weights/best.pt", "--data", trained / "test",
+                "--split", "train", "--out", tmp_path / "e")
+    assert result.exit_code == 1 and "no images in split 'train' (it has: test)" in result.output
+    assert not (tmp_path / "e").exists()

@@ -1,0 +1,109 @@
+"""Training hyperparameters: one YAML file per recipe, checked field by field.
+
+A config holds what decides the result of a run (model, image size, epochs, ultralytics
+hyperparameters, the street augmentations); the command line says which data and where the
+run goes. Unknown keys are errors, so a typo never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# ultralytics arguments a config must not set: the wrapper owns them.
+_OWNED = frozenset({
+    "data", "model", "epochs", "imgsz", "batch", "project", "name", "exist_ok", "resume",
+    "device", "augmentations", "save_dir", "plots", "val",
+})
+
+BUILTIN_CONFIGS = Path(__file__).with_name("configs")
+
+
+class ConfigError(ValueError):
+    """A training config that cannot be used; the message names the file and field."""
+
+
+class AugmentConfig(BaseModel):
+    """Probabilities of the street-footage augmentations (0 turns one off)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rain: float = Field(default=0.08, ge=0, le=1)
+    fog: float = Field(default=0.06, ge=0, le=1)
+    low_light: float = Field(default=0.15, ge=0, le=1)
+    shadow: float = Field(default=0.10, ge=0, le=1)
+    motion_blur: float = Field(default=0.15, ge=0, le=1)
+    compression: float = Field(default=0.25, ge=0, le=1)
+    noise: float = Field(default=0.15, ge=0, le=1)
+
+
+class TrainConfig(BaseModel):
+    """A training recipe.
+
+    Attributes:
+        model: ultralytics model YAML (``yolo11n.yaml``: built from scratch, nothing is
+            downloaded) or a local ``.pt`` to fine-tune.
+        imgsz: Training and export image size (square letterbox side).
+        epochs: Length of the whole schedule; a resumed run continues towards it.
+        batch: Images per batch.
+        workers: Data-loader processes.
+        seed: ultralytics' random seed.
+        threads: torch threads for training (default: every core; ultralytics alone would
+            leave one idle).
+        hyp: Further ultralytics training arguments (``lr0``, ``mosaic``, ``close_mosaic`` ...).
+        augment: Street augmentations applied by albumentations.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "yolo11n.yaml"
+    imgsz: int = Field(default=640, ge=32, multiple_of=32)
+    epochs: int = Field(default=100, ge=1)
+    batch: int = Field(default=16, ge=1)
+    workers: int = Field(default=2, ge=0)
+    seed: int = 0
+    threads: int | None = Field(default=None, ge=1)
+    hyp: dict[str, Any] = Field(default_factory=dict)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    def with_overrides(self, **overrides: Any) -> TrainConfig:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return TrainConfig.model_validate({**self.model_dump(), **changes})
+
+
+def load_config(path: Path | None) -> TrainConfig:
+    """Read a config YAML; ``None`` gives the defaults.
+
+    A bare name such as ``street`` refers to a config shipped in ``training/configs``.
+
+    Raises:
+        ConfigError: naming the file and the first bad field.
+    """
+    if path is None:
+        return TrainConfig()
+    if not path.exists() and (BUILTIN_CONFIGS / f"{path}.yaml").exists():
+        path = BUILTIN_CONFIGS / f"{path}.yaml"
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if content is None:
+        content = {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"{path}: a config must be a mapping of fields")
+    try:
+        config = TrainConfig.model_validate(content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        raise ConfigError(f"{path}: field {where!r}: {first['msg']}") from None
+    owned = sorted(_OWNED & set(config.hyp))
+    if owned:
+        raise ConfigError(f"{path}: field 'hyp.{owned[0]}' is set by streetwatch, not the config")
+    return config

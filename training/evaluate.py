@@ -1,0 +1,332 @@
+"""Evaluate a detector on a streetwatch dataset split: metrics, plots, and a report of what
+goes wrong, optionally against a baseline model.
+
+``OUT`` receives ``metrics.json`` (per-class precision, recall, AP50, AP50-95, instances),
+``confusion_matrix.png``, ``pr_curve.png``, ``report.md`` with example crops per class in
+``examples/`` (true positives, false positives, misses), and with a baseline,
+``baseline/metrics.json`` and per-class deltas in the report. It is written beside ``OUT``
+and renamed into place, so a failed evaluation leaves nothing.
+
+AP is ultralytics' (COCO-style, 101-point interpolation); the example counts use one
+operating point (``conf``, IoU 0.5), the one a reviewer would see.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
+from streetwatch.models.registry import sha256_file
+from streetwatch.models.taxonomy import TAXONOMY
+from streetwatch.training.datamix import DataMixError, manifest_fingerprint, open_checked
+from streetwatch.training.export import box_iou, predict_arrays
+from streetwatch.training.train import offline
+from streetwatch.training.weights import check_weights
+
+MATCH_IOU = 0.5
+KINDS = ("tp", "fp", "miss")
+
+
+class EvalError(ValueError):
+    """An evaluation that cannot run as asked."""
+
+
+@dataclass
+class _Example:
+    kind: str
+    class_key: str
+    record: ImageRecord
+    box: npt.NDArray[np.float64]
+    confidence: float | None
+    detail: str = ""
+
+
+@dataclass
+class _Counts:
+    tp: int = 0
+    fp: int = 0
+    miss: int = 0
+    examples: dict[str, list[_Example]] = field(default_factory=lambda: {k: [] for k in KINDS})
+
+
+def model_imgsz(model: Path) -> int:
+    """The image size a model was trained or exported at."""
+    if model.suffix == ".onnx":
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(model), load_external_data=False)
+                .metadata_props}
+        if "imgsz" not in meta:
+            raise EvalError(f"{model}: no imgsz in its metadata; pass --imgsz")
+        return int(yaml.safe_load(meta["imgsz"])[0])
+    offline()
+    from ultralytics.models import YOLO
+
+    yolo: Any = YOLO(str(model))
+    args = (getattr(yolo, "ckpt", None) or {}).get("train_args", {})
+    return int(args.get("imgsz", 640))
+
+
+def _check_model(model: Path) -> None:
+    if model.suffix == ".pt":
+        check_weights(model)
+    elif model.suffix == ".onnx":
+        if not model.is_file():
+            raise EvalError(f"{model}: model file not found")
+    else:
+        raise EvalError(f"{model}: a model is a .pt or an .onnx file")
+
+
+def _view(dataset: Dataset, records: list[ImageRecord], root: Path) -> Path:
+    """A symlinked copy of one split for ultralytics (which writes label caches beside the
+    labels: not into the user's dataset)."""
+    for record in records:
+        image = root / "images" / "eval" / record.name
+        label = root / "labels" / "eval" / Path(record.name).with_suffix(".txt")
+        image.parent.mkdir(parents=True, exist_ok=True)
+        label.parent.mkdir(parents=True, exist_ok=True)
+        image.symlink_to(dataset.image_path(record).resolve())
+        source = dataset.root / record.label_path
+        if source.exists():
+            label.symlink_to(source.resolve())
+    data_yaml = root / DATA_YAML
+    data_yaml.write_text(yaml.safe_dump({"path": str(root), "train": "images/eval",
+                                         "val": "images/eval", "names": TAXONOMY.names}),
+                         encoding="utf-8")
+    return data_yaml
+
+
+def _metrics_block(values: tuple[float, ...], instances: int) -> dict[str, Any]:
+    p, r, ap50, ap = (round(float(v), 4) for v in values)
+    return {"precision": p, "recall": r, "ap50": ap50, "ap50_95": ap, "instances": instances}
+
+
+def _score(model: Path, data_yaml: Path, work: Path, imgsz: int, batch: int) -> dict[str, Any]:
+    offline()
+    from ultralytics.models import YOLO
+
+    yolo: Any = YOLO(str(model), task="detect")
+    result = yolo.val(data=str(data_yaml), split="val", imgsz=imgsz, batch=batch, device="cpu",
+                      plots=True, project=str(work), name="val", exist_ok=True, verbose=False)
+    instances = np.asarray(result.nt_per_class, dtype=int)
+    classes = {}
+    for index, class_id in enumerate(result.ap_class_index):
+        key = TAXONOMY.by_id(int(class_id)).key
+        classes[key] = _metrics_block(tuple(result.class_result(index)),
+                                      int(instances[int(class_id)]))
+    return {"classes": classes,
+            "all": _metrics_block(tuple(result.mean_results()), int(instances.sum())),
+            "plots": Path(result.save_dir)}
+
+
+def _match(records: list[ImageRecord], dataset: Dataset, model: Path, imgsz: int,
+           conf: float) -> dict[str, _Counts]:
+    """Count TP, FP and misses per class at one operating point, keeping examples."""
+    offline()
+    from ultralytics.models import YOLO
+
+    yolo: Any = YOLO(str(model), task="detect")
+    counts = {key: _Counts() for key in TAXONOMY.keys}
+    for record in records:
+        boxes, scores, classes = predict_arrays(yolo, dataset.image_path(record), imgsz=imgsz,
+                                                conf=conf, device="cpu", verbose=False)
+        labels = dataset.labels(record)
+        truth = labels.xyxy_pixels(record.width, record.height)
+        truth_cls = labels.class_id
+        used: set[int] = set()
+        for i in np.argsort(-scores):
+            key = TAXONOMY.by_id(int(classes[i])).key
+            same = [j for j in range(len(truth)) if truth_cls[j] == classes[i] and j not in used]
+            ious = [box_iou(boxes[i], truth[j]) for j in same]
+            if ious and max(ious) >= MATCH_IOU:
+                used.add(same[int(np.argmax(ious))])
+                counts[key].tp += 1
+                counts[key].examples["tp"].append(
+                    _Example("tp", key, record, boxes[i], float(scores[i])))
+                continue
+            counts[key].fp += 1
+            other = [(box_iou(boxes[i], truth[j]), j) for j in range(len(truth))]
+            best = max(other, default=(0.0, -1))
+            detail = (f"overlaps a {TAXONOMY.by_id(int(truth_cls[best[1]])).key}"
+                      if best[0] >= MATCH_IOU else "background")
+            counts[key].examples["fp"].append(
+                _Example("fp", key, record, boxes[i], float(scores[i]), detail))
+        for j in set(range(len(truth))) - used:
+            key = TAXONOMY.by_id(int(truth_cls[j])).key
+            counts[key].miss += 1
+            counts[key].examples["miss"].append(_Example("miss", key, record, truth[j], None))
+    return counts
+
+
+def _crop(dataset: Dataset, example: _Example, path: Path) -> None:
+    image = cv2.imread(str(dataset.image_path(example.record)))
+    if image is None:
+        raise EvalError(f"{dataset.image_path(example.record)}: not a readable image")
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (round(float(v)) for v in example.box)
+    colour = {"tp": (60, 180, 60), "fp": (40, 40, 230), "miss": (0, 200, 255)}[example.kind]
+    cv2.rectangle(image, (x1, y1), (x2, y2), colour, max(1, round(max(w, h) / 400)))
+    margin = max(x2 - x1, y2 - y1, 48)
+    crop = image[max(0, y1 - margin):min(h, y2 + margin), max(0, x1 - margin):min(w, x2 + margin)]
+    scale = 240 / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(path), crop, [cv2.IMWRITE_JPEG_QUALITY, 85])
+
+
+def _model_block(model: Path, imgsz: int) -> dict[str, Any]:
+    return {"path": str(model), "sha256": sha256_file(model), "format": model.suffix[1:],
+            "imgsz": imgsz}
+
+
+def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
+             baseline: Path | None = None, imgsz: int | None = None, batch: int = 16,
+             conf: float = 0.25, examples: int = 3) -> dict[str, Any]:
+    """Evaluate ``model`` (and ``baseline``) on ``data``'s ``split``; returns metrics.json.
+
+    Raises:
+        EvalError, DataMixError, WeightsError: bad model, dataset or split, before ``out``
+            is touched.
+    """
+    _check_model(model)
+    if baseline is not None:
+        _check_model(baseline)
+    try:
+        dataset = open_checked(data)
+    except (DataMixError, DatasetError) as exc:
+        raise EvalError(str(exc)) from None
+    records = dataset.split(split)
+    if not records:
+        have = sorted({r.split for r in dataset.records}) or ["none"]
+        raise EvalError(f"{data}: no images in split {split!r} (it has: {', '.join(have)})")
+    size = imgsz or model_imgsz(model)
+
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with tempfile.TemporaryDirectory(prefix="sw-eval-") as tmp:
+            data_yaml = _view(dataset, records, Path(tmp) / "view")
+            metrics = _evaluate_one(model, dataset, records, data_yaml, Path(tmp) / "m",
+                                    staging, size, batch, conf, examples, data, split)
+            base = None
+            if baseline is not None:
+                base_size = imgsz or model_imgsz(baseline)
+                (staging / "baseline").mkdir()
+                base = _evaluate_one(baseline, dataset, records, data_yaml, Path(tmp) / "b",
+                                     staging / "baseline", base_size, batch, conf, 0, data,
+                                     split)
+        (staging / "report.md").write_text(_report(metrics, base), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return metrics
+
+
+def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], data_yaml: Path,
+                  work: Path, out: Path, imgsz: int, batch: int, conf: float, examples: int,
+                  data: Path, split: str) -> dict[str, Any]:
+    scored = _score(model, data_yaml, work, imgsz, batch)
+    plots: Path = scored.pop("plots")
+    for source, target in (("confusion_matrix_normalized.png", "confusion_matrix.png"),
+                           ("BoxPR_curve.png", "pr_curve.png")):
+        if (plots / source).exists():
+            shutil.copyfile(plots / source, out / target)
+    counts = _match(records, dataset, model, imgsz, conf)
+    if examples:
+        (out / "examples").mkdir()
+    shown: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for key, count in counts.items():
+        shown[key] = {}
+        for kind in KINDS:
+            picked = sorted(count.examples[kind], key=lambda e: -(e.confidence or 0))[:examples]
+            shown[key][kind] = []
+            for n, example in enumerate(picked):
+                name = f"examples/{key}_{kind}_{n}.jpg"
+                _crop(dataset, example, out / name)
+                shown[key][kind].append({"file": name, "image": example.record.path,
+                                         "confidence": example.confidence,
+                                         "detail": example.detail})
+    metrics = {
+        **scored,
+        "operating_point": {
+            "conf": conf, "iou": MATCH_IOU,
+            "classes": {k: {"tp": c.tp, "fp": c.fp, "miss": c.miss} for k, c in counts.items()},
+        },
+        "model": _model_block(model, imgsz),
+        "data": {"path": str(data), "split": split, "images": len(records),
+                 "fingerprint": manifest_fingerprint(dataset.root)},
+        "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "examples": shown,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+    data, model = metrics["data"], metrics["model"]
+    lines = [
+        "# Evaluation report", "",
+        f"- model: `{model['path']}` ({model['format']}, {model['imgsz']} px, "
+        f"sha256 `{model['sha256'][:12]}`)",
+        f"- data: `{data['path']}` split `{data['split']}`, {data['images']} images "
+        f"(manifest `{data['fingerprint'][:12]}`)",
+    ]
+    if baseline:
+        lines.append(f"- baseline: `{baseline['model']['path']}`")
+    point = metrics["operating_point"]
+    lines += ["", f"Counts are at confidence >= {point['conf']} and IoU >= {point['iou']}.", ""]
+    header = "| class | instances | precision | recall | AP50 | AP50-95 | TP | FP | missed |"
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    if baseline:
+        header += " baseline AP50 | ΔAP50 |"
+        rule += "---:|---:|"
+    lines += [header, rule]
+    for key in [*TAXONOMY.keys, "all"]:
+        row = metrics["classes"].get(key) if key != "all" else metrics["all"]
+        if row is None:
+            continue
+        c = point["classes"].get(key, {"tp": "", "fp": "", "miss": ""})
+        if key == "all":
+            c = {k: sum(v[k] for v in point["classes"].values()) for k in ("tp", "fp", "miss")}
+        cells = (f"| {key} | {row['instances']} | {row['precision']:.3f} | {row['recall']:.3f} "
+                 f"| {row['ap50']:.3f} | {row['ap50_95']:.3f} | {c['tp']} | {c['fp']} "
+                 f"| {c['miss']} |")
+        if baseline:
+            other = baseline["all"] if key == "all" else baseline["classes"].get(key)
+            if other is None:
+                cells += " - | - |"
+            else:
+                cells += f" {other['ap50']:.3f} | {row['ap50'] - other['ap50']:+.3f} |"
+        lines.append(cells)
+    lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![PR curves](pr_curve.png)"]
+    titles = {"tp": "found", "fp": "false alarms", "miss": "missed"}
+    for key, kinds in metrics["examples"].items():
+        if not any(kinds.values()):
+            continue
+        lines += ["", f"## {key}", ""]
+        for kind in KINDS:
+            if kinds[kind]:
+                lines.append(f"**{titles[kind]}**")
+                lines.append("")
+                for e in kinds[kind]:
+                    caption = e["image"] + (f" ({e['confidence']:.2f})" if e["confidence"] else "")
+                    if e["detail"]:
+                        caption += f", {e['detail']}"
+                    lines.append(f"![{caption}]({e['file']}) ")
+                lines.append("")
+    return "\n".join(lines) + "\n"
