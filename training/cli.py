@@ -140,24 +140,25 @@ def eval_command(model_text: str, data: Path, split: str, out: Path, baseline_te
 @click.option("--imgsz", type=int, help="Input size [default: the training size].")
 @click.option("--data", "check_data", type=click.Path(path_type=Path),
               help="Dataset whose images check parity and, with --int8, the INT8 accuracy "
-                   "(test split, else val) [default: --calib].")
+                   "(test split, else val) [default: the first --calib].")
 @click.option("--int8", is_flag=True, help="Also write an INT8 (static QDQ) model.")
-@click.option("--calib", type=click.Path(path_type=Path),
-              help="Dataset whose train and val images calibrate INT8.")
+@click.option("--calib", type=click.Path(path_type=Path), multiple=True,
+              help="Dataset whose train and val images calibrate INT8 (repeatable: the images "
+                   "are spread over all of them).")
 @click.option("--calib-images", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--register", "ref", metavar="NAME:VERSION",
               help="Register the .pt, .onnx (and INT8) with a card in the registry.")
 @click.option("--notes", default="", help="Free text for the card.")
 @REGISTRY_OPTION
 def export_command(weights: Path, out: Path | None, imgsz: int | None, check_data: Path | None,
-                   int8: bool, calib: Path | None, calib_images: int, ref: str | None,
+                   int8: bool, calib: tuple[Path, ...], calib_images: int, ref: str | None,
                    notes: str, registry_root: Path | None) -> None:
     """Export to ONNX (onnxslim) and check parity; optionally INT8 and registration."""
-    check_data = check_data or calib
+    check_data = check_data or (calib[0] if calib else None)
     try:
         if check_data is None:
             raise ExportError("parity needs sample images: give --data DATA (or --calib)")
-        if int8 and calib is None:
+        if int8 and not calib:
             raise ExportError("--int8 needs --calib DATA (real images to calibrate on)")
         if ref is not None:
             registry = open_registry(registry_root)
@@ -166,7 +167,7 @@ def export_command(weights: Path, out: Path | None, imgsz: int | None, check_dat
                                     "a version is registered once, give a new version")
         check_weights(weights)
         summary = run_export(weights, out or weights.resolve().parent.parent / "export",
-                             imgsz=imgsz, check_data=check_data, int8=int8, calib=calib,
+                             imgsz=imgsz, check_data=check_data, int8=int8, calib=list(calib),
                              calib_images=calib_images, ref=ref, notes=notes,
                              registry=open_registry(registry_root) if ref else None,
                              echo=click.echo)

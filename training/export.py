@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streetwatch.datasets.format import Dataset
+from streetwatch.inference.detector import letterbox, to_tensor
 from streetwatch.training.train import offline
 from streetwatch.training.weights import check_weights
 
@@ -189,16 +190,8 @@ def box_iou(a: npt.NDArray[np.floating[Any]], b: npt.NDArray[np.floating[Any]]) 
 
 
 def letterbox_tensor(image: npt.NDArray[np.uint8], imgsz: int) -> npt.NDArray[np.float32]:
-    """A BGR image as the model's input: letterboxed to ``imgsz`` square with grey (114)
-    borders, RGB, CHW, 0..1, with a batch axis (ultralytics' preprocessing)."""
-    h, w = image.shape[:2]
-    scale = min(imgsz / h, imgsz / w)
-    nh, nw = round(h * scale), round(w * scale)
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((imgsz, imgsz, 3), 114, np.uint8)
-    top, left = (imgsz - nh) // 2, (imgsz - nw) // 2
-    canvas[top:top + nh, left:left + nw] = resized
-    return np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], np.float32) / 255.0
+    """A BGR image as the model's input tensor, exactly as the detector prepares it."""
+    return to_tensor([letterbox(image, imgsz)[0]])
 
 
 def _read(path: Path) -> npt.NDArray[np.uint8]:

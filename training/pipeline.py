@@ -60,8 +60,22 @@ def _accuracy(models: dict[str, Path], data: Path, imgsz: int,
     return results
 
 
+def calibration_images(datasets: list[Path], count: int) -> list[Path]:
+    """``count`` train and val images spread evenly over the datasets and within each."""
+    if not datasets:
+        raise ExportError("INT8 calibration needs images (--calib DATA)")
+    chosen: list[Path] = []
+    for index, root in enumerate(datasets):
+        dataset = open_checked(root)
+        pool = [r for r in dataset.records if r.split in ("train", "val")] or dataset.records
+        share = count // len(datasets) + (index < count % len(datasets))
+        step = max(1, len(pool) // max(1, share))
+        chosen += [dataset.image_path(r) for r in pool[::step][:share]]
+    return chosen
+
+
 def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path, int8: bool,
-               calib: Path | None, calib_images: int, ref: str | None, notes: str,
+               calib: list[Path], calib_images: int, ref: str | None, notes: str,
                registry: Registry | None, echo: Callable[[str], None]) -> dict[str, Any]:
     """Export, check and (optionally) register; returns what ``export.json`` holds."""
     size = imgsz or model_imgsz(weights)
@@ -90,11 +104,7 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
         }
         accuracy: dict[str, dict[str, Any]] = {}
         if int8:
-            assert calib is not None
-            dataset = open_checked(calib)
-            pool = [r for r in dataset.records if r.split in ("train", "val")] or dataset.records
-            step = max(1, len(pool) // calib_images)
-            chosen = [dataset.image_path(r) for r in pool[::step][:calib_images]]
+            chosen = calibration_images(calib, calib_images)
             quantized = quantize_int8(onnx, staging / "model.int8.onnx", chosen, imgsz=size)
             speed = measure_speed(onnx, quantized, sample_images(check_data, SPEED_IMAGES),
                                   imgsz=size)
@@ -108,7 +118,7 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
                  + ", ".join(f"{k} {d:+.3f}" for k, d in deltas.items()))
             summary["files"]["int8"] = str(out / quantized.name)
             summary["int8"] = {
-                "calibration": {"data": str(calib), "images": len(chosen)},
+                "calibration": {"data": [str(c) for c in calib], "images": len(chosen)},
                 "speed": {"fp32_ms": round(speed.fp32_ms, 2), "int8_ms": round(speed.int8_ms, 2),
                           "speedup": round(speed.speedup, 3), "threads": speed.threads},
                 "ap50_delta": deltas,

@@ -74,14 +74,16 @@ def evaluation_from_metrics(metrics: dict[str, Any], artefact: str) -> Evaluatio
     )
 
 
-def evaluation_key(metrics: dict[str, Any]) -> str:
-    """``<dataset folder>/<split>``: how a card names an evaluation set."""
-    return f"{Path(metrics['data']['path']).name}/{metrics['data']['split']}"
+def evaluation_key(metrics: dict[str, Any], artefact: str = "onnx") -> str:
+    """``<dataset folder>/<split>``, with ``@<artefact>`` unless it is the served FP32 ONNX:
+    how a card names an evaluation (the promotion gate compares equal keys)."""
+    key = f"{Path(metrics['data']['path']).name}/{metrics['data']['split']}"
+    return key if artefact == "onnx" else f"{key}@{artefact}"
 
 
 def record_evaluation(registry: Registry, ref: str, metrics: dict[str, Any],
                       artefact: str) -> str:
     """Add an evaluation to a registered model's card; returns its key."""
-    key = evaluation_key(metrics)
+    key = evaluation_key(metrics, artefact)
     registry.add_evaluation(ref, key, evaluation_from_metrics(metrics, artefact))
     return key

@@ -94,10 +94,10 @@ def test_export_int8_register_verify(trained: Path) -> None:
     result = ok("eval", "--model", "tiny:1/int8", "--baseline", weights, "--data",
                 trained / "val", "--split", "val", "--out", trained / "eval-int8",
                 "--registry", registry)
-    assert "recorded as 'val/val'" in result.output
+    assert "recorded as 'val/val@int8'" in result.output
     assert "ΔAP50" in (trained / "eval-int8/report.md").read_text()
     assert (trained / "eval-int8/baseline/metrics.json").is_file()
-    assert Registry(registry).card("tiny:1").metrics["val/val"].artefact == "int8"
+    assert Registry(registry).card("tiny:1").metrics["val/val@int8"].artefact == "int8"
 
 
 def test_eval_refuses_bad_models_and_splits(trained: Path, tmp_path: Path) -> None:

@@ -1,0 +1,208 @@
+"""The detector: an exported YOLO model on onnxruntime, from BGR images to ``Detections``.
+
+Preprocessing is ultralytics' letterbox (aspect kept, grey 114 borders, centred), so what
+the exported model sees here is what it saw in validation. Postprocessing turns the raw
+``(batch, 4 + classes, anchors)`` output into boxes: per-class confidence thresholds,
+class-aware NMS (OpenCV's batched NMS: boxes of different classes never suppress each
+other), rescaling to the original pixels, and a minimum box size.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from streetwatch.inference.types import BGRImage, Detections
+from streetwatch.models.registry import ModelCard
+from streetwatch.models.taxonomy import TAXONOMY
+
+LETTERBOX_FILL = 114
+
+
+class ModelError(ValueError):
+    """A model file that cannot serve: unreadable, or classes that are not the taxonomy's."""
+
+
+class DetectorConfig(BaseModel):
+    """How detections are filtered, and how onnxruntime runs.
+
+    Attributes:
+        conf: Minimum confidence for every class without its own.
+        class_conf: Per-class minimum confidence, by class key.
+        iou: NMS IoU threshold within a class.
+        min_box_px: Boxes narrower or lower than this (original pixels) are dropped.
+        max_det: At most this many boxes per image, the most confident kept.
+        batch: Images per onnxruntime call.
+        threads: onnxruntime intra-op threads (default: every core).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    conf: float = Field(default=0.25, ge=0, le=1)
+    class_conf: dict[str, float] = Field(default_factory=dict)
+    iou: float = Field(default=0.45, gt=0, le=1)
+    min_box_px: float = Field(default=0.0, ge=0)
+    max_det: int = Field(default=300, ge=1)
+    batch: int = Field(default=1, ge=1)
+    threads: int | None = Field(default=None, ge=1)
+
+    def thresholds(self, classes: list[str]) -> npt.NDArray[np.float32]:
+        """The minimum confidence of each class id."""
+        unknown = sorted(set(self.class_conf) - set(classes))
+        if unknown:
+            raise ValueError(f"class_conf: unknown class(es) {unknown}; classes are {classes}")
+        return np.array([self.class_conf.get(c, self.conf) for c in classes], np.float32)
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How an image was fitted into the model input: ``input = image * scale + (left, top)``."""
+
+    scale: float
+    left: int
+    top: int
+
+
+def letterbox(image: BGRImage, imgsz: int) -> tuple[BGRImage, Letterbox]:
+    """Resize keeping the aspect ratio and pad to ``imgsz`` square, as ultralytics does."""
+    h, w = image.shape[:2]
+    scale = min(imgsz / h, imgsz / w)
+    nh, nw = round(h * scale), round(w * scale)
+    resized = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh),
+                                                          interpolation=cv2.INTER_LINEAR)
+    top, left = (imgsz - nh) // 2, (imgsz - nw) // 2
+    canvas = np.full((imgsz, imgsz, 3), LETTERBOX_FILL, np.uint8)
+    canvas[top:top + nh, left:left + nw] = resized
+    return canvas, Letterbox(scale, left, top)
+
+
+def to_tensor(images: Sequence[BGRImage]) -> npt.NDArray[np.float32]:
+    """Letterboxed BGR images -> the model's NCHW RGB float input in 0..1."""
+    batch = np.stack(images)[..., ::-1].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(batch, dtype=np.float32) * np.float32(1 / 255)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the detector needs to know about a model file."""
+
+    path: Path
+    classes: list[str]
+    imgsz: int
+    name: str
+    version: str
+    sha256: str | None
+
+
+def read_model_info(path: Path, card: ModelCard | None = None) -> ModelInfo:
+    """Classes and image size from the card, else from the ONNX metadata ultralytics wrote.
+
+    Raises:
+        ModelError: an unreadable file, missing metadata, or classes not the taxonomy's.
+    """
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    if card is not None:
+        classes, imgsz = card.classes, card.imgsz
+        name, version = card.name, card.version
+        kind = next((k for k, a in card.artefacts.items() if a.file == path.name), None)
+        sha = card.artefacts[kind].sha256 if kind else None
+    else:
+        try:
+            meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]) \
+                .get_modelmeta().custom_metadata_map
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{path}: not a readable ONNX model ({exc})") from None
+        try:
+            names = ast.literal_eval(meta["names"])
+            classes = [names[i] for i in range(len(names))]
+            imgsz = int(ast.literal_eval(meta["imgsz"])[0])
+        except (KeyError, ValueError, SyntaxError, TypeError, IndexError):
+            raise ModelError(f"{path}: no class names and image size in its metadata; "
+                             "register it with a model card") from None
+        name, version, sha = path.stem, "unregistered", None
+    if classes != TAXONOMY.keys:
+        raise ModelError(f"{path}: classes {classes} are not the streetwatch taxonomy "
+                         f"v{TAXONOMY.version} {TAXONOMY.keys}")
+    return ModelInfo(path, list(classes), imgsz, name, version, sha)
+
+
+class Detector:
+    """Runs one ONNX model (FP32 or INT8) on batches of BGR images."""
+
+    def __init__(self, info: ModelInfo, config: DetectorConfig | None = None) -> None:
+        import onnxruntime as ort
+
+        self.info = info
+        self.config = config or DetectorConfig()
+        self._thresholds = self.config.thresholds(info.classes)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.config.threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session: Any = ort.InferenceSession(str(info.path), options,
+                                                      providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelError(f"{info.path}: not a readable ONNX model ({exc})") from None
+        self._input = self._session.get_inputs()[0].name
+
+    @classmethod
+    def open(cls, path: Path, card: ModelCard | None = None,
+             config: DetectorConfig | None = None) -> Detector:
+        """A detector for a model file, described by its card when it has one."""
+        return cls(read_model_info(path, card), config)
+
+    def __call__(self, images: Sequence[BGRImage]) -> list[Detections]:
+        """Detect in each image; one ``Detections`` per image, in its own pixels."""
+        results: list[Detections] = []
+        step = self.config.batch
+        for start in range(0, len(images), step):
+            chunk = images[start:start + step]
+            boxed = [letterbox(image, self.info.imgsz) for image in chunk]
+            output = self.run_raw(to_tensor([b[0] for b in boxed]))
+            for raw, image, (_, fit) in zip(output, chunk, boxed, strict=True):
+                results.append(self._postprocess(raw, fit, image.shape[1], image.shape[0]))
+        return results
+
+    def run_raw(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """The model's raw output for an input tensor: ``(batch, 4 + classes, anchors)``."""
+        return np.asarray(self._session.run(None, {self._input: tensor})[0], np.float32)
+
+    def _postprocess(self, raw: npt.NDArray[np.float32], fit: Letterbox, width: int,
+                     height: int) -> Detections:
+        scores = raw[4:]  # (classes, anchors)
+        class_id = scores.argmax(axis=0)
+        confidence = scores[class_id, np.arange(scores.shape[1])]
+        keep = confidence >= self._thresholds[class_id]
+        if not keep.any():
+            return Detections.empty()
+        cx, cy, w, h = raw[:4, keep]
+        confidence, class_id = confidence[keep], class_id[keep]
+        xywh = np.stack([cx - w / 2, cy - h / 2, w, h], axis=1)
+        chosen = cv2.dnn.NMSBoxesBatched(xywh.tolist(), confidence.tolist(), class_id.tolist(),
+                                         0.0, self.config.iou)
+        index = np.asarray(chosen, np.int64).reshape(-1)[:self.config.max_det]
+        xyxy = np.empty((len(index), 4), np.float32)
+        xyxy[:, :2] = xywh[index, :2]
+        xyxy[:, 2:] = xywh[index, :2] + xywh[index, 2:]
+        xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - fit.left) / fit.scale).clip(0, width)
+        xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - fit.top) / fit.scale).clip(0, height)
+        detections = Detections(xyxy, confidence[index].astype(np.float32),
+                                class_id[index].astype(np.int64))
+        if self.config.min_box_px > 0:
+            size = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
+            detections = detections[size >= self.config.min_box_px]
+        return detections

@@ -1,0 +1,133 @@
+"""The onnxruntime detector on a hand-built ONNX model whose output we choose anchor by
+anchor: thresholds, class-aware NMS, letterbox undoing, batching and bad models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from streetwatch.inference.detector import Detector, DetectorConfig, ModelError, letterbox
+from streetwatch.models.taxonomy import TAXONOMY
+
+IMGSZ = 64
+NC = len(TAXONOMY.keys)
+VENDING, PARKING, VEHICLE = (TAXONOMY.by_key(k).id for k in
+                             ("street_vending", "illegal_parking", "vehicle"))
+
+
+def anchor(cx: float, cy: float, w: float, h: float, cls: int, score: float) -> list[float]:
+    scores = [0.0] * NC
+    scores[cls] = score
+    return [cx, cy, w, h, *scores]
+
+
+def fixed_model(path: Path, anchors: list[list[float]], names: list[str] | None = None) -> Path:
+    """An ONNX model that ignores its pixels and answers ``anchors`` for every image."""
+    raw = np.array(anchors, np.float32).T[None]  # (1, 4 + NC, A)
+    nodes = [
+        helper.make_node("Shape", ["images"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "one"], ["n"]),
+        helper.make_node("Concat", ["n", "ones"], ["repeats"], axis=0),
+        helper.make_node("Tile", ["raw", "repeats"], ["output0"]),
+    ]
+    inits = [numpy_helper.from_array(raw, "raw"),
+             numpy_helper.from_array(np.array([0], np.int64), "zero"),
+             numpy_helper.from_array(np.array([1], np.int64), "one"),
+             numpy_helper.from_array(np.array([1, 1], np.int64), "ones")]
+    graph = helper.make_graph(
+        nodes, "fixed",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, IMGSZ, IMGSZ])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["n", 4 + NC, len(anchors)])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    names = TAXONOMY.keys if names is None else names
+    meta = {"names": str(dict(enumerate(names))), "imgsz": f"[{IMGSZ}, {IMGSZ}]"}
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.save(model, str(path))
+    return path
+
+
+def image(width: int = 200, height: int = 100) -> npt.NDArray[np.uint8]:
+    return np.zeros((height, width, 3), np.uint8)
+
+
+def test_boxes_come_back_in_original_pixels(tmp_path: Path) -> None:
+    # 200x100 -> scale 0.32, 64x32 placed 16 px from the top of the 64x64 input
+    model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 8, VEHICLE, 0.9)])
+    (found,) = Detector.open(model)([image()])
+    assert found.class_id.tolist() == [VEHICLE]
+    np.testing.assert_allclose(found.xyxy[0], [75, 37.5, 125, 62.5], atol=1e-4)
+    assert found.confidence[0] == pytest.approx(0.9)
+
+
+def test_nms_is_per_class(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [
+        anchor(30, 30, 20, 20, VEHICLE, 0.9),
+        anchor(31, 30, 20, 20, VEHICLE, 0.8),   # same object, same class: suppressed
+        anchor(31, 31, 20, 20, PARKING, 0.7),   # same place, other class: kept
+    ])
+    (found,) = Detector.open(model)([image(64, 64)])
+    pairs = zip(found.class_id.tolist(), (round(float(c), 2) for c in found.confidence),
+                strict=True)
+    assert sorted(pairs) == [(PARKING, 0.7), (VEHICLE, 0.9)]
+
+
+def test_per_class_threshold_and_min_size(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [
+        anchor(10, 10, 8, 8, VENDING, 0.5),
+        anchor(40, 40, 8, 8, VEHICLE, 0.5),
+        anchor(50, 20, 2, 2, VEHICLE, 0.9),      # 2 px: below min_box_px
+    ])
+    config = DetectorConfig(conf=0.3, class_conf={"street_vending": 0.6}, min_box_px=4)
+    (found,) = Detector.open(model, config=config)([image(64, 64)])
+    assert found.class_id.tolist() == [VEHICLE] and found.confidence[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="unknown class"):
+        Detector.open(model, config=DetectorConfig(class_conf={"bollard": 0.5}))
+
+
+def test_batches_give_one_result_per_image(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 16, VEHICLE, 0.9)])
+    detector = Detector.open(model, config=DetectorConfig(batch=2))
+    found = detector([image(64, 64), image(128, 128), image(64, 32)])
+    assert [len(d) for d in found] == [1, 1, 1]
+    np.testing.assert_allclose(found[1].xyxy[0], [48, 48, 80, 80], atol=1e-4)
+
+
+def test_nothing_above_threshold_is_empty(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 16, VEHICLE, 0.1)])
+    (found,) = Detector.open(model)([image()])
+    assert len(found) == 0 and found.xyxy.shape == (0, 4)
+
+
+def test_letterbox_matches_ultralytics() -> None:
+    from ultralytics.data.augment import LetterBox
+
+    rng = np.random.default_rng(0)
+    for h, w in [(100, 200), (333, 500), (480, 480), (721, 1279)]:
+        picture = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        ours, _ = letterbox(picture, 96)
+        theirs = LetterBox((96, 96), auto=False, stride=32)(image=picture)
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_a_model_with_other_classes_is_refused(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [anchor(1, 1, 1, 1, 0, 0.9)],
+                        names=["person", "car", "a", "b", "c", "d"])
+    with pytest.raises(ModelError, match="not the streetwatch taxonomy"):
+        Detector.open(model)
+
+
+def test_a_corrupt_model_is_refused(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07 not protobuf at all")
+    with pytest.raises(ModelError, match=r"broken\.onnx: not a readable ONNX model"):
+        Detector.open(broken)
+    with pytest.raises(ModelError, match="model file not found"):
+        Detector.open(tmp_path / "absent.onnx")
