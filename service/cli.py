@@ -15,6 +15,7 @@ import click
 # subcommand -> (module, attribute, extra that provides it)
 _COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "data": ("streetwatch.datasets.cli", "data", None),
+    "detect": ("streetwatch.inference.cli", "detect_command", None),
     "models": ("streetwatch.models.cli", "models", None),
     "train": ("streetwatch.training.cli", "train_command", "train"),
     "eval": ("streetwatch.training.cli", "eval_command", "train"),

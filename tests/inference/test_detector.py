@@ -7,51 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from fixed_onnx import anchor, fixed_model
 
 from streetwatch.inference.detector import Detector, DetectorConfig, ModelError, letterbox
 from streetwatch.models.taxonomy import TAXONOMY
 
-IMGSZ = 64
-NC = len(TAXONOMY.keys)
 VENDING, PARKING, VEHICLE = (TAXONOMY.by_key(k).id for k in
                              ("street_vending", "illegal_parking", "vehicle"))
-
-
-def anchor(cx: float, cy: float, w: float, h: float, cls: int, score: float) -> list[float]:
-    scores = [0.0] * NC
-    scores[cls] = score
-    return [cx, cy, w, h, *scores]
-
-
-def fixed_model(path: Path, anchors: list[list[float]], names: list[str] | None = None) -> Path:
-    """An ONNX model that ignores its pixels and answers ``anchors`` for every image."""
-    raw = np.array(anchors, np.float32).T[None]  # (1, 4 + NC, A)
-    nodes = [
-        helper.make_node("Shape", ["images"], ["shape"]),
-        helper.make_node("Slice", ["shape", "zero", "one"], ["n"]),
-        helper.make_node("Concat", ["n", "ones"], ["repeats"], axis=0),
-        helper.make_node("Tile", ["raw", "repeats"], ["output0"]),
-    ]
-    inits = [numpy_helper.from_array(raw, "raw"),
-             numpy_helper.from_array(np.array([0], np.int64), "zero"),
-             numpy_helper.from_array(np.array([1], np.int64), "one"),
-             numpy_helper.from_array(np.array([1, 1], np.int64), "ones")]
-    graph = helper.make_graph(
-        nodes, "fixed",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, IMGSZ, IMGSZ])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["n", 4 + NC, len(anchors)])],
-        inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    names = TAXONOMY.keys if names is None else names
-    meta = {"names": str(dict(enumerate(names))), "imgsz": f"[{IMGSZ}, {IMGSZ}]"}
-    for key, value in meta.items():
-        model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(path))
-    return path
 
 
 def image(width: int = 200, height: int = 100) -> npt.NDArray[np.uint8]:

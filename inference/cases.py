@@ -1,0 +1,255 @@
+"""Case candidates: a violation with its evidence, place and provenance, deduplicated.
+
+A track yields at most one candidate. A new one merges into an open candidate of the same
+category when it is the same problem seen again: within ``merge_m`` metres (GPS), or on the
+same camera with boxes overlapping by ``merge_iou``, within ``merge_window_s``. Evidence
+files are stored by content (``evidence/<sha256>.jpg``), so a frame shared by several cases
+is stored once and any change to a file is detectable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import shapely
+from pydantic import BaseModel, ConfigDict
+
+from streetwatch.inference.rules import Firing
+from streetwatch.inference.types import BGRImage, Frame
+from streetwatch.models.taxonomy import TAXONOMY
+
+CASE_NAMESPACE = uuid.UUID("6f1c7a52-3d2e-4a8e-9a51-2f4b0f6c9e10")
+
+
+class GridError(ValueError):
+    """A grid GeoJSON that cannot be used."""
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["annotated", "crop", "frame", "clip"]
+    path: str
+    sha256: str
+
+
+class Place(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: float
+    lon: float
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    sha256: str | None
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["camera", "vehicle", "upload"]
+    id: str
+
+
+class CaseCandidate(BaseModel):
+    """One suspected violation, awaiting review."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    category: str
+    dispatch_code: str | None
+    source: Source
+    first_seen: datetime
+    last_seen: datetime
+    location: Place | None
+    grid_cell: str | None
+    box: tuple[float, float, float, float]
+    frame_size: tuple[int, int]
+    confidence: float
+    evidence: list[Evidence]
+    model: ModelRef
+    rule: str
+    dedup_key: str
+    tracks: list[int]
+    status: Literal["pending_review"] = "pending_review"
+
+
+class GridIndex:
+    """Grid cells (单元网格) from a GeoJSON FeatureCollection of polygons; a cell's id is
+    its ``property`` (default ``grid_id``)."""
+
+    def __init__(self, path: Path, property_name: str = "grid_id") -> None:
+        try:
+            content = json.loads(path.read_text(encoding="utf-8"))
+            features = content["features"]
+        except FileNotFoundError:
+            raise GridError(f"{path}: grid file not found") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise GridError(f"{path}: not a GeoJSON FeatureCollection ({exc})") from None
+        self.ids: list[str] = []
+        shapes = []
+        for i, feature in enumerate(features):
+            try:
+                shapes.append(shapely.geometry.shape(feature["geometry"]))
+                self.ids.append(str(feature["properties"][property_name]))
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise GridError(f"{path}: features[{i}]: needs a polygon geometry and "
+                                f"properties.{property_name} ({exc})") from None
+        self._tree = shapely.STRtree(shapes)
+        self._shapes = shapes
+
+    def cell(self, lat: float, lon: float) -> str | None:
+        point = shapely.Point(lon, lat)  # GeoJSON is lon, lat
+        for index in self._tree.query(point, predicate="intersects"):
+            return self.ids[int(index)]
+        return None
+
+
+def distance_m(a: Place, b: Place) -> float:
+    """Haversine distance in metres."""
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lon - a.lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(h))
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+class EvidenceStore:
+    """JPEG files named by their sha256 under ``root``."""
+
+    def __init__(self, root: Path, quality: int = 90) -> None:
+        self.root = root
+        self.quality = quality
+
+    def put(self, image: BGRImage, kind: Literal["annotated", "crop", "frame"]) -> Evidence:
+        import hashlib
+
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+        if not ok:
+            raise ValueError("JPEG encoding of evidence failed")
+        data = encoded.tobytes()
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.root / f"{digest}.jpg"
+        if not path.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return Evidence(kind=kind, path=f"{self.root.name}/{path.name}", sha256=digest)
+
+
+def draw_box(image: BGRImage, box: tuple[float, ...], category: str,
+             confidence: float) -> BGRImage:
+    """A copy of ``image`` with the box and its label drawn in the class colour."""
+    out = image.copy()
+    colour = TAXONOMY.by_key(category).color_bgr
+    x1, y1, x2, y2 = (round(v) for v in box)
+    thickness = max(2, round(max(image.shape[:2]) / 400))
+    cv2.rectangle(out, (x1, y1), (x2, y2), colour, thickness)
+    label = f"{category} {confidence:.2f}"
+    scale = max(0.5, max(image.shape[:2]) / 1600)
+    (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    top = max(0, y1 - th - 6)
+    cv2.rectangle(out, (x1, top), (x1 + tw + 6, top + th + 6), colour, -1)
+    cv2.putText(out, label, (x1 + 3, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def crop(image: BGRImage, box: tuple[float, ...], margin: float = 0.25) -> BGRImage:
+    """The box with a margin of context around it."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    mx, my = (x2 - x1) * margin + 8, (y2 - y1) * margin + 8
+    left, top = max(0, math.floor(x1 - mx)), max(0, math.floor(y1 - my))
+    right, bottom = min(w, math.ceil(x2 + mx)), min(h, math.ceil(y2 + my))
+    return np.ascontiguousarray(image[top:bottom, left:right])
+
+
+@dataclass
+class CaseBuilder:
+    """Turns firings into candidates, merging repeats (see the module docstring)."""
+
+    evidence: EvidenceStore
+    model: ModelRef
+    source: Source
+    grid: GridIndex | None = None
+    fixed_location: Place | None = None
+    merge_m: float = 30.0
+    merge_iou: float = 0.3
+    merge_window_s: float = 3600.0
+    candidates: list[CaseCandidate] = field(default_factory=list)
+
+    def add(self, firing: Firing, best: Frame) -> CaseCandidate | None:
+        """Record a firing, with the frame of the track's best sighting.
+
+        Returns:
+            The new candidate, or None when it merged into an open one.
+        """
+        track, category = firing.track, firing.category
+        observation = track.best
+        box = tuple(float(v) for v in observation.xyxy)
+        place = self.fixed_location
+        if place is None and best.location is not None:
+            place = Place(lat=best.location.lat, lon=best.location.lon)
+        open_case = self._open_match(category, place, box, track.first_seen)
+        if open_case is not None:
+            open_case.last_seen = max(open_case.last_seen, track.last_seen)
+            open_case.tracks.append(track.tracker_id)
+            return None
+        key = (f"{self.source.kind}:{self.source.id}:{category}:"
+               f"{track.first_seen.isoformat()}:{track.tracker_id}")
+        annotated = draw_box(best.image, box, category, observation.confidence)
+        evidence = [self.evidence.put(annotated, "annotated"),
+                    self.evidence.put(crop(best.image, box), "crop"),
+                    self.evidence.put(best.image, "frame")]
+        codes = TAXONOMY.by_key(category).dispatch_codes
+        candidate = CaseCandidate(
+            id=str(uuid.uuid5(CASE_NAMESPACE, key)), category=category,
+            dispatch_code=codes[0] if codes else None, source=self.source,
+            first_seen=track.first_seen, last_seen=track.last_seen, location=place,
+            grid_cell=self.grid.cell(place.lat, place.lon) if self.grid and place else None,
+            box=(box[0], box[1], box[2], box[3]),
+            frame_size=(best.image.shape[1], best.image.shape[0]),
+            confidence=round(observation.confidence, 4), evidence=evidence, model=self.model,
+            rule=firing.rule, dedup_key=key, tracks=[track.tracker_id])
+        self.candidates.append(candidate)
+        return candidate
+
+    def _open_match(self, category: str, place: Place | None, box: tuple[float, ...],
+                    seen: datetime) -> CaseCandidate | None:
+        window = timedelta(seconds=self.merge_window_s)
+        for case in reversed(self.candidates):
+            if case.category != category or seen - case.last_seen > window:
+                continue
+            if place is not None and case.location is not None and self.fixed_location is None:
+                if distance_m(place, case.location) <= self.merge_m:
+                    return case
+            elif _iou(case.box, box) >= self.merge_iou:
+                return case
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for case in self.candidates:
+            counts[case.category] = counts.get(case.category, 0) + 1
+        return counts

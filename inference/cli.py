@@ -1,0 +1,172 @@
+"""``streetwatch detect``: find violations in photos, a video (with a GPS track), or a stream."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import click
+from tqdm import tqdm
+
+from streetwatch.inference.camera import CameraError, load_camera
+from streetwatch.inference.cases import (
+    CaseBuilder,
+    EvidenceStore,
+    GridError,
+    GridIndex,
+    ModelRef,
+    Place,
+    Source,
+)
+from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
+from streetwatch.inference.gps import GpsTrack, TrackError, read_track
+from streetwatch.inference.pipeline import VideoSink, run
+from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.sources import (
+    IMAGE_SUFFIXES,
+    ImageSource,
+    SourceError,
+    StreamSource,
+    VideoSource,
+)
+from streetwatch.inference.types import Frame
+from streetwatch.models.cli import REGISTRY_OPTION, open_registry
+from streetwatch.models.registry import ModelCard, RegistryError
+
+_ERRORS = (SourceError, TrackError, CameraError, ModelError, RegistryError, GridError)
+
+
+def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, ModelCard | None]:
+    """``--model``: an .onnx path, ``NAME:VERSION[/KIND]``, or (None) the promoted model."""
+    if text is not None and not (":" in text and not Path(text).exists()):
+        return Path(text), None
+    registry = open_registry(registry_root)
+    ref = text or registry.promoted()
+    if ref is None:
+        raise RegistryError(f"no model promoted in {registry.root}; pass --model "
+                            "(an .onnx file or NAME:VERSION) or promote one")
+    ref, _, kind = ref.partition("/")
+    card = registry.card(ref)
+    return registry.artefact_path(card, kind or "onnx"), card
+
+
+@click.command("detect")
+@click.argument("source")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder: candidates.jsonl and evidence/ (written whole at the end).")
+@click.option("--model", "model_text", metavar="PATH|NAME:VERSION[/KIND]",
+              help="An .onnx model or a registered one [default: the promoted model].")
+@click.option("--gps", "gps_path", type=click.Path(path_type=Path),
+              help="The vehicle's GPS track (GPX, NMEA or CSV) for a dashcam video.")
+@click.option("--gps-offset", type=float, default=0.0, show_default=True,
+              help="Seconds to add to video time to get GPS time.")
+@click.option("--start", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"]),
+              help="UTC time of the video's first frame [default: the track's start].")
+@click.option("--camera", "camera_path", type=click.Path(path_type=Path),
+              help="A fixed camera's YAML: zones and rules.")
+@click.option("--vehicle", help="The patrol vehicle's id (for dashcam footage).")
+@click.option("--grid", "grid_path", type=click.Path(path_type=Path),
+              help="GeoJSON of grid cells (properties.grid_id) to place cases in.")
+@click.option("--fps", type=float, default=2.0, show_default=True,
+              help="Frames per second to sample from video.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Detector confidence threshold.")
+@click.option("--case-conf", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+              help="Confidence a track needs to become a case.")
+@click.option("--duration", type=float, help="Stop a stream after this many seconds.")
+@click.option("--save-video", is_flag=True, help="Also write an annotated video.")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+@REGISTRY_OPTION
+def detect_command(source: str, out: Path, model_text: str | None, gps_path: Path | None,
+                   gps_offset: float, start: datetime | None, camera_path: Path | None,
+                   vehicle: str | None, grid_path: Path | None, fps: float, conf: float,
+                   case_conf: float, duration: float | None, save_video: bool, force: bool,
+                   registry_root: Path | None) -> None:
+    """Find violations in SOURCE: an image, a folder of photos, a video file, or an
+    rtsp:// / http:// stream. Writes OUT/candidates.jsonl (one case candidate per line) and
+    OUT/evidence/ (annotated frame, crop and frame per case, named by sha256)."""
+    try:
+        if out.exists() and any(out.iterdir()) and not force:
+            raise SourceError(f"{out}: already exists; choose another --out or --force")
+        model_path, card = open_model(model_text, registry_root)
+        detector = Detector.open(model_path, card, DetectorConfig(conf=conf))
+        camera = load_camera(camera_path) if camera_path else None
+        grid = GridIndex(grid_path) if grid_path else None
+        track = read_track(gps_path) if gps_path else None
+        frames, photos, total = _open_source(source, fps, track, gps_offset, start, duration)
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
+
+    kind: Literal["camera", "vehicle", "upload"] = (
+        "camera" if camera else ("vehicle" if vehicle or track else "upload"))
+    source_id = camera.id if camera else (vehicle or Path(source).stem or source)
+    place = Place(lat=camera.location.lat, lon=camera.location.lon) \
+        if camera and camera.location else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        info = detector.info
+        builder = CaseBuilder(
+            EvidenceStore(staging / "evidence"),
+            ModelRef(name=info.name, version=info.version, sha256=info.sha256),
+            Source(kind=kind, id=source_id), grid=grid, fixed_location=place)
+        rules = RuleEngine(camera, default_confidence=case_conf,
+                           confirm_frames=1 if photos else 3)
+        sink = VideoSink(staging / "annotated.mp4", fps) if save_video else None
+        with tqdm(total=total, unit="frame", desc="detect", disable=None) as bar:
+            try:
+                stats = run(frames, detector, rules, builder, fps=fps, single_frame=photos,
+                            sink=sink, progress=bar.update)
+            finally:
+                if sink is not None:
+                    sink.close()
+        with (staging / "candidates.jsonl").open("w", encoding="utf-8") as handle:
+            for case in builder.candidates:
+                handle.write(case.model_dump_json() + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, _ERRORS):
+            raise click.ClickException(str(exc)) from None
+        raise
+    click.echo(f"{stats.frames} frames; detections: " + (", ".join(
+        f"{k} {v}" for k, v in sorted(stats.detections.items())) or "none"))
+    counts = builder.summary()
+    click.echo(f"{len(builder.candidates)} case candidate(s)" + (": " + ", ".join(
+        f"{k} {v}" for k, v in sorted(counts.items())) if counts else ""))
+    click.echo(f"written: {out / 'candidates.jsonl'}")
+
+
+def _open_source(source: str, fps: float, track: GpsTrack | None, gps_offset: float,
+                 start: datetime | None,
+                 duration: float | None) -> tuple[Iterable[Frame], bool, int | None]:
+    """The frames of SOURCE, whether they are independent photos, and how many to expect."""
+    if source.startswith(("rtsp://", "rtmp://", "http://", "https://")):
+        stream = StreamSource(source, fps=fps)
+        return (_for(stream, duration) if duration else stream), False, None
+    path = Path(source)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        images = ImageSource(path)
+        return images, True, len(images)
+    video = VideoSource(path, fps=fps, start=start, track=track, offset_s=gps_offset)
+    expected = int(video.info.seconds * fps) + 1 if video.info.seconds else None
+    return video, False, expected
+
+
+def _for(stream: StreamSource, seconds: float) -> Iterator[Frame]:
+    """A stream's frames for ``seconds`` of stream time, then stop it."""
+    first: datetime | None = None
+    try:
+        for frame in stream:
+            first = first or frame.captured_at
+            if (frame.captured_at - first).total_seconds() > seconds:
+                return
+            yield frame
+    finally:
+        stream.stop()

@@ -1,0 +1,108 @@
+"""Footage to case candidates: frames -> detector -> exclude zones -> tracker -> rules -> cases.
+
+Video and streams are tracked, so a violation is judged over time (dwell, confirmation over
+several frames). Photos are independent shots: each detection stands alone and is a
+candidate when it is confident enough.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from streetwatch.inference.cases import CaseBuilder, draw_box
+from streetwatch.inference.detector import Detector
+from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.tracking import Observation, Track, Tracker, TrackerConfig
+from streetwatch.inference.types import Detections, Frame
+from streetwatch.models.taxonomy import TAXONOMY
+
+
+@dataclass
+class RunStats:
+    """What a run saw."""
+
+    frames: int = 0
+    detections: dict[str, int] = field(default_factory=dict)
+
+
+def _batches(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    iterator = iter(frames)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+class VideoSink:
+    """An annotated copy of the sampled frames as an MP4."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, frame: Frame, detections: Detections) -> None:
+        image = frame.image
+        for k in range(len(detections)):
+            key = TAXONOMY.by_id(int(detections.class_id[k])).key
+            image = draw_box(image, tuple(float(v) for v in detections.xyxy[k]), key,
+                             float(detections.confidence[k]))
+        if self._writer is None:
+            h, w = image.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"),
+                                           self.fps, (w, h))
+        self._writer.write(image)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+
+
+def run(frames: Iterable[Frame], detector: Detector, rules: RuleEngine, builder: CaseBuilder,
+        *, fps: float, single_frame: bool = False, sink: VideoSink | None = None,
+        progress: Callable[[int], object] = lambda n: None) -> RunStats:
+    """Process every frame; candidates accumulate in ``builder``."""
+    stats = RunStats()
+    tracker = None if single_frame else Tracker(TrackerConfig(fps=fps))
+    best: dict[int, Frame] = {}
+    photo_ids = itertools.count(1)
+    for chunk in _batches(frames, detector.config.batch):
+        found = detector([f.image for f in chunk])
+        for frame, raw in zip(chunk, found, strict=True):
+            h, w = frame.image.shape[:2]
+            detections = rules.keep(raw, w, h)
+            for cls in detections.class_id.tolist():
+                key = TAXONOMY.by_id(int(cls)).key
+                stats.detections[key] = stats.detections.get(key, 0) + 1
+            if tracker is None:
+                tracks = [_photo_track(next(photo_ids), frame, detections, k)
+                          for k in range(len(detections))]
+                firings = rules.judge(tracks, frame.captured_at, w, h)
+                for firing in firings:
+                    builder.add(firing, frame)
+                shown = detections
+            else:
+                shown = tracker.update(detections, frame.captured_at)
+                for tracker_id in (shown.tracker_id if shown.tracker_id is not None else []):
+                    track = tracker.tracks[int(tracker_id)]
+                    if track.last is track.best:
+                        best[int(tracker_id)] = frame
+                firings = rules.judge(list(tracker.tracks.values()), frame.captured_at, w, h)
+                for firing in firings:
+                    builder.add(firing, best[firing.track.tracker_id])
+                for track in tracker.expire(frame.captured_at):
+                    best.pop(track.tracker_id, None)
+            if sink is not None:
+                sink.write(frame, shown)
+            stats.frames += 1
+            progress(1)
+    return stats
+
+
+def _photo_track(tracker_id: int, frame: Frame, detections: Detections, k: int) -> Track:
+    return Track(tracker_id, [Observation(frame.captured_at, detections.xyxy[k],
+                                          float(detections.confidence[k]),
+                                          int(detections.class_id[k]))])
+

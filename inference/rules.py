@@ -1,0 +1,126 @@
+"""Rules: when a track becomes a violation.
+
+With a camera, its dwell rules decide (a vehicle standing in a no-parking zone for 300 s,
+vending present for 60 s), its ``allowed`` schedules excuse (vending in the night market
+from 18:00), and ``exclude`` zones are never looked at. Dashcam footage has no fixed zones:
+a track of a case class whose detections reach the class's confidence in ``confirm_frames``
+frames is a violation at once. Each track fires at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from streetwatch.inference.camera import Camera, DwellRule, ZoneIndex
+from streetwatch.inference.tracking import Track
+from streetwatch.inference.types import Detections
+from streetwatch.models.taxonomy import TAXONOMY
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A track that just became a violation, and why."""
+
+    track: Track
+    category: str
+    rule: str
+    time: datetime
+
+
+@dataclass
+class RuleEngine:
+    """Decides, frame by frame, which tracks are violations.
+
+    Attributes:
+        camera: The fixed camera's zones and rules; None for dashcam and photo footage.
+        min_confidence: Per-class confidence a track's best sighting must reach (the
+            camera's ``rules.min_confidence`` wins).
+        confirm_frames: Without a camera, sightings at that confidence a track needs.
+    """
+
+    camera: Camera | None = None
+    min_confidence: dict[str, float] = field(default_factory=dict)
+    default_confidence: float = 0.4
+    confirm_frames: int = 3
+    fired: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._zones = ZoneIndex(self.camera.zones) if self.camera else None
+        self._tz = ZoneInfo(self.camera.timezone) if self.camera else None
+        if self.camera:
+            self.min_confidence = {**self.min_confidence, **self.camera.rules.min_confidence}
+
+    def _needed(self, key: str) -> float:
+        return self.min_confidence.get(key, self.default_confidence)
+
+    def keep(self, detections: Detections, width: int, height: int) -> Detections:
+        """Drop detections standing in an ``exclude`` zone (before tracking)."""
+        if self._zones is None or not len(detections):
+            return detections
+        members = self._zones.member(detections.xyxy, width, height)
+        return detections[np.array(["exclude" not in m for m in members], bool)]
+
+    def judge(self, tracks: list[Track], now: datetime, width: int,
+              height: int) -> list[Firing]:
+        """The tracks that become violations at ``now`` (each at most once)."""
+        candidates = [t for t in tracks if t.tracker_id not in self.fired
+                      and t.last_seen == now]
+        firings = (self._judge_camera(candidates, now, width, height) if self.camera
+                   else self._judge_moving(candidates, now))
+        self.fired |= {f.track.tracker_id for f in firings}
+        return firings
+
+    def _judge_moving(self, tracks: list[Track], now: datetime) -> list[Firing]:
+        firings = []
+        for track in tracks:
+            key = TAXONOMY.by_id(track.class_id).key
+            if not TAXONOMY.by_key(key).can_be_case:
+                continue
+            sure = sum(1 for o in track.observations
+                       if o.class_id == track.class_id and o.confidence >= self._needed(key))
+            if sure >= self.confirm_frames:
+                firings.append(Firing(track, key, f"confirmed in {self.confirm_frames} frames",
+                                      now))
+        return firings
+
+    def _judge_camera(self, tracks: list[Track], now: datetime, width: int,
+                      height: int) -> list[Firing]:
+        assert self.camera is not None and self._zones is not None and self._tz is not None
+        if not tracks:
+            return []
+        boxes = np.stack([t.last.xyxy for t in tracks])
+        members = self._zones.member(boxes, width, height)
+        local = now.astimezone(self._tz)
+        firings = []
+        for track, zones in zip(tracks, members, strict=True):
+            key = TAXONOMY.by_id(track.class_id).key
+            if track.best.confidence < self._needed(key):
+                continue
+            for rule in self.camera.rules.dwell:
+                if rule.cls != key or (rule.zone != "any" and rule.zone not in zones):
+                    continue
+                if _held(rule, track, now) < rule.seconds:
+                    continue
+                if any(a.cls in (key, rule.category) and a.zone in zones and a.covers(local)
+                       for a in self.camera.rules.allowed):
+                    continue
+                firings.append(Firing(track, rule.category, _describe(rule), now))
+                break
+        return firings
+
+
+def _held(rule: DwellRule, track: Track, now: datetime) -> float:
+    if rule.stationary:
+        return track.stationary_for(now)
+    return (now - track.first_seen).total_seconds()
+
+
+def _describe(rule: DwellRule) -> str:
+    how = "stationary" if rule.stationary else "present"
+    where = "anywhere" if rule.zone == "any" else f"in {rule.zone}"
+    becomes = f" -> {rule.becomes}" if rule.becomes else ""
+    return f"{rule.cls} {how} {where} >= {rule.seconds:g} s{becomes}"

@@ -1,0 +1,80 @@
+"""Tracking over sampled frames: identities, stationary objects, re-linking after occlusion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from streetwatch.inference.tracking import Tracker, TrackerConfig
+from streetwatch.inference.types import Detections
+
+T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
+FPS = 2.0
+
+
+def boxes(*items: tuple[float, float, float, float, int]) -> Detections:
+    if not items:
+        return Detections.empty()
+    xyxy = np.array([i[:4] for i in items], np.float32)
+    return Detections(xyxy, np.full(len(items), 0.9, np.float32),
+                      np.array([i[4] for i in items], np.int64))
+
+
+def at(step: int) -> datetime:
+    return T0 + timedelta(seconds=step / FPS)
+
+
+def test_a_parked_car_is_one_stationary_track() -> None:
+    tracker = Tracker(TrackerConfig(fps=FPS, still_window_s=10))
+    rng = np.random.default_rng(0)
+    ids = set()
+    for step in range(60):  # 30 s, the box jitters by a pixel or two
+        x, y = 100 + rng.normal(0, 1), 200 + rng.normal(0, 1)
+        out = tracker.update(boxes((x, y, x + 80, y + 40, 5)), at(step))
+        ids |= set(out.tracker_id.tolist()) if out.tracker_id is not None else set()
+    (track,) = tracker.tracks.values()
+    assert len(ids) == 1 and track.class_id == 5
+    assert track.stationary_since is not None
+    assert track.stationary_for(at(59)) >= 25
+
+
+def test_a_moving_car_is_not_stationary() -> None:
+    tracker = Tracker(TrackerConfig(fps=FPS))
+    for step in range(40):
+        x = 10 + 8 * step
+        tracker.update(boxes((x, 200, x + 80, 240, 5)), at(step))
+    (track,) = tracker.tracks.values()
+    assert track.stationary_since is None
+
+
+def test_identity_survives_a_long_occlusion() -> None:
+    tracker = Tracker(TrackerConfig(fps=FPS, lost_s=2, relink_s=60))
+    car = (300, 300, 380, 340, 5)
+    for step in range(20):
+        tracker.update(boxes(car), at(step))
+    for step in range(20, 80):  # 30 s behind a bus: ByteTrack has long given it up
+        tracker.update(boxes(), at(step))
+    tracker.update(boxes(car), at(80))  # ByteTrack confirms a new track on its 2nd frame
+    out = tracker.update(boxes(car), at(81))
+    assert out.tracker_id is not None and len(tracker.tracks) == 1
+    (track,) = tracker.tracks.values()
+    assert int(out.tracker_id[0]) == track.tracker_id
+    assert (track.last_seen - track.first_seen).total_seconds() == 40.5
+
+
+def test_two_objects_keep_two_identities_and_class_votes() -> None:
+    tracker = Tracker(TrackerConfig(fps=FPS))
+    for step in range(10):
+        cls = 1 if step % 3 else 5  # the detector flickers: mostly illegal_parking
+        tracker.update(boxes((10, 10, 60, 40, cls), (300, 10, 350, 40, 0)), at(step))
+    assert sorted(t.class_id for t in tracker.tracks.values()) == [0, 1]
+
+
+def test_expired_tracks_are_handed_back() -> None:
+    tracker = Tracker(TrackerConfig(fps=FPS, relink_s=5))
+    tracker.update(boxes((10, 10, 60, 40, 2)), at(0))
+    tracker.update(boxes((10, 10, 60, 40, 2)), at(1))
+    assert tracker.expire(at(4)) == []
+    (done,) = tracker.expire(at(20))
+    assert done.class_id == 2 and tracker.tracks == {}
