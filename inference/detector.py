@@ -42,6 +42,9 @@ class DetectorConfig(BaseModel):
         min_box_px: Boxes narrower or lower than this (original pixels) are dropped.
         max_det: At most this many boxes per image, the most confident kept.
         batch: Images per onnxruntime call.
+        rect: Pad frames only to the model's stride instead of to a square (the model is
+            exported with dynamic height and width); a batch of frames of different sizes
+            falls back to squares.
         threads: onnxruntime intra-op threads (default: every core).
     """
 
@@ -53,6 +56,7 @@ class DetectorConfig(BaseModel):
     min_box_px: float = Field(default=0.0, ge=0)
     max_det: int = Field(default=300, ge=1)
     batch: int = Field(default=1, ge=1)
+    rect: bool = True
     threads: int | None = Field(default=None, ge=1)
 
     def thresholds(self, classes: list[str]) -> npt.NDArray[np.float32]:
@@ -72,15 +76,19 @@ class Letterbox:
     top: int
 
 
-def letterbox(image: BGRImage, imgsz: int) -> tuple[BGRImage, Letterbox]:
-    """Resize keeping the aspect ratio and pad to ``imgsz`` square, as ultralytics does."""
+def letterbox(image: BGRImage, imgsz: int, stride: int | None = None) -> tuple[BGRImage, Letterbox]:
+    """Resize keeping the aspect ratio so the longer side is ``imgsz``, and pad: to a square,
+    or with ``stride`` only to the next multiple of it (ultralytics' ``auto`` letterbox: a
+    16:9 frame at 640 becomes 640x384, 40 % fewer pixels to run than 640x640)."""
     h, w = image.shape[:2]
     scale = min(imgsz / h, imgsz / w)
     nh, nw = round(h * scale), round(w * scale)
     resized = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh),
                                                           interpolation=cv2.INTER_LINEAR)
-    top, left = (imgsz - nh) // 2, (imgsz - nw) // 2
-    canvas = np.full((imgsz, imgsz, 3), LETTERBOX_FILL, np.uint8)
+    height, width = (imgsz, imgsz) if stride is None else (
+        nh + (-nh) % stride, nw + (-nw) % stride)
+    top, left = (height - nh) // 2, (width - nw) // 2
+    canvas = np.full((height, width, 3), LETTERBOX_FILL, np.uint8)
     canvas[top:top + nh, left:left + nw] = resized
     return canvas, Letterbox(scale, left, top)
 
@@ -101,6 +109,7 @@ class ModelInfo:
     name: str
     version: str
     sha256: str | None
+    stride: int = 32
 
 
 def read_model_info(path: Path, card: ModelCard | None = None) -> ModelInfo:
@@ -114,6 +123,7 @@ def read_model_info(path: Path, card: ModelCard | None = None) -> ModelInfo:
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     if card is not None:
+        stride = 32  # YOLO11's largest stride
         classes, imgsz = card.classes, card.imgsz
         name, version = card.name, card.version
         kind = next((k for k, a in card.artefacts.items() if a.file == path.name), None)
@@ -128,6 +138,7 @@ def read_model_info(path: Path, card: ModelCard | None = None) -> ModelInfo:
             names = ast.literal_eval(meta["names"])
             classes = [names[i] for i in range(len(names))]
             imgsz = int(ast.literal_eval(meta["imgsz"])[0])
+            stride = int(meta.get("stride", 32))
         except (KeyError, ValueError, SyntaxError, TypeError, IndexError):
             raise ModelError(f"{path}: no class names and image size in its metadata; "
                              "register it with a model card") from None
@@ -135,7 +146,7 @@ def read_model_info(path: Path, card: ModelCard | None = None) -> ModelInfo:
     if classes != TAXONOMY.keys:
         raise ModelError(f"{path}: classes {classes} are not the streetwatch taxonomy "
                          f"v{TAXONOMY.version} {TAXONOMY.keys}")
-    return ModelInfo(path, list(classes), imgsz, name, version, sha)
+    return ModelInfo(path, list(classes), imgsz, name, version, sha, stride)
 
 
 class Detector:
@@ -171,7 +182,9 @@ class Detector:
         step = self.config.batch
         for start in range(0, len(images), step):
             chunk = images[start:start + step]
-            boxed = [letterbox(image, self.info.imgsz) for image in chunk]
+            same = len({image.shape for image in chunk}) == 1
+            stride = self.info.stride if self.config.rect and same else None
+            boxed = [letterbox(image, self.info.imgsz, stride) for image in chunk]
             output = self.run_raw(to_tensor([b[0] for b in boxed]))
             for raw, image, (_, fit) in zip(output, chunk, boxed, strict=True):
                 results.append(self._postprocess(raw, fit, image.shape[1], image.shape[0]))

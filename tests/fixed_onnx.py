@@ -37,7 +37,7 @@ def fixed_model(path: Path, anchors: list[list[float]], names: list[str] | None 
              numpy_helper.from_array(np.array([1, 1], np.int64), "ones")]
     graph = helper.make_graph(
         nodes, "fixed",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, IMGSZ, IMGSZ])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, "h", "w"])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["n", 4 + NC, len(anchors)])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -24,10 +24,17 @@ def image(width: int = 200, height: int = 100) -> npt.NDArray[np.uint8]:
 def test_boxes_come_back_in_original_pixels(tmp_path: Path) -> None:
     # 200x100 -> scale 0.32, 64x32 placed 16 px from the top of the 64x64 input
     model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 8, VEHICLE, 0.9)])
-    (found,) = Detector.open(model)([image()])
+    (found,) = Detector.open(model, config=DetectorConfig(rect=False))([image()])
     assert found.class_id.tolist() == [VEHICLE]
     np.testing.assert_allclose(found.xyxy[0], [75, 37.5, 125, 62.5], atol=1e-4)
     assert found.confidence[0] == pytest.approx(0.9)
+
+
+def test_rectangular_input_skips_the_padding(tmp_path: Path) -> None:
+    # 200x100 -> 64x32 at scale 0.32: no padding at all, the box maps straight back
+    model = fixed_model(tmp_path / "m.onnx", [anchor(32, 16, 16, 8, VEHICLE, 0.9)])
+    (found,) = Detector.open(model)([image()])
+    np.testing.assert_allclose(found.xyxy[0], [75, 37.5, 125, 62.5], atol=1e-4)
 
 
 def test_nms_is_per_class(tmp_path: Path) -> None:
@@ -57,7 +64,7 @@ def test_per_class_threshold_and_min_size(tmp_path: Path) -> None:
 
 def test_batches_give_one_result_per_image(tmp_path: Path) -> None:
     model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 16, VEHICLE, 0.9)])
-    detector = Detector.open(model, config=DetectorConfig(batch=2))
+    detector = Detector.open(model, config=DetectorConfig(batch=2, rect=False))
     found = detector([image(64, 64), image(128, 128), image(64, 32)])
     assert [len(d) for d in found] == [1, 1, 1]
     np.testing.assert_allclose(found[1].xyxy[0], [48, 48, 80, 80], atol=1e-4)
@@ -73,11 +80,12 @@ def test_letterbox_matches_ultralytics() -> None:
     from ultralytics.data.augment import LetterBox
 
     rng = np.random.default_rng(0)
-    for h, w in [(100, 200), (333, 500), (480, 480), (721, 1279)]:
+    for h, w in [(100, 200), (333, 500), (480, 480), (721, 1279), (1080, 1920)]:
         picture = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-        ours, _ = letterbox(picture, 96)
-        theirs = LetterBox((96, 96), auto=False, stride=32)(image=picture)
-        np.testing.assert_array_equal(ours, theirs)
+        for stride in (None, 32):
+            ours, _ = letterbox(picture, 96, stride)
+            theirs = LetterBox((96, 96), auto=stride is not None, stride=32)(image=picture)
+            np.testing.assert_array_equal(ours, theirs)
 
 
 def test_a_model_with_other_classes_is_refused(tmp_path: Path) -> None:

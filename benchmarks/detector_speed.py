@@ -1,0 +1,160 @@
+"""How fast is the detector, and what does our wrapping cost? All ratios come from one run,
+with the contenders interleaved round by round so that they share the machine's load.
+
+    YOLO_OFFLINE=1 .venv/bin/python benchmarks/detector_speed.py [--imgsz 640] [--model M.onnx]
+
+Prints, per frame at the model's image size:
+1. bare ``session.run`` on a ready tensor of the detector's input shape vs ``Detector``
+   from a decoded BGR frame to ``Detections`` (letterbox + run + NMS + rescale): the
+   overhead ratio (target <= 1.10); and bare on a square input, which rectangular
+   letterboxing avoids;
+2. ultralytics ``predict`` on the same .pt and on the same .onnx (needs the train extra);
+3. a 1080p 25 fps dashcam clip sampled at 5 fps through ``streetwatch detect``'s pipeline
+   (decode + detect + track + rules): times faster than real time, FP32 and INT8;
+4. frames of 4 cameras batched into one call vs one call per frame.
+
+Without ``--model``, yolo11n is built from its YAML and exported (untrained weights cost
+the same time as trained ones). Needs the ``train`` extra for that and for (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from streetwatch.inference.cases import CaseBuilder, EvidenceStore, ModelRef, Source
+from streetwatch.inference.detector import Detector, DetectorConfig, letterbox, to_tensor
+from streetwatch.inference.pipeline import run
+from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.sources import VideoSource
+
+
+def interleaved(contenders: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds per call of each contender, alternating them every round."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for name, call in contenders.items():
+        call()  # warm up
+        del name
+    for _ in range(rounds):
+        for name, call in contenders.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def build_model(work: Path, imgsz: int) -> tuple[Path, Path]:
+    os.environ["YOLO_OFFLINE"] = "1"
+    from ultralytics.models import YOLO
+
+    from streetwatch.models.taxonomy import TAXONOMY
+
+    model = YOLO("yolo11n.yaml")
+    model.model.names = TAXONOMY.names  # type: ignore[union-attr]
+    pt = work / "yolo11n.pt"
+    model.save(str(pt))
+    onnx = Path(YOLO(str(pt)).export(format="onnx", imgsz=imgsz, simplify=True, dynamic=True,
+                                     device="cpu", verbose=False))
+    return pt, onnx
+
+
+def street_frame(width: int = 1920, height: int = 1080) -> np.ndarray:
+    from streetwatch.datasets.synth.generate import generate_image
+
+    return generate_image(7, "dashcam", (width, height)).image
+
+
+def dashcam_clip(path: Path, seconds: float) -> Path:
+    frame = street_frame()
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 25, (1920, 1080))
+    for i in range(int(seconds * 25)):
+        shifted = np.roll(frame, i * 4, axis=1)  # motion, so the encoder has work
+        writer.write(shifted)
+    writer.release()
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="an exported .onnx (default: build one)")
+    parser.add_argument("--int8", type=Path, help="its INT8 version, for the video figure")
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=6.0, help="dashcam clip length")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="sw-bench-") as tmp:
+        work = Path(tmp)
+        pt = None
+        onnx = args.model
+        if onnx is None:
+            pt, onnx = build_model(work, args.imgsz)
+        detector = Detector.open(onnx, config=DetectorConfig(conf=0.25))
+        imgsz = detector.info.imgsz
+        frame = street_frame()
+        rect = to_tensor([letterbox(frame, imgsz, detector.info.stride)[0]])
+        square = to_tensor([letterbox(frame, imgsz)[0]])
+        session = detector._session  # the very session the detector uses
+        contenders: dict[str, Callable[[], object]] = {
+            "bare session.run": lambda: session.run(None, {"images": rect}),
+            "Detector (BGR frame -> Detections)": lambda: detector([frame]),
+            "bare session.run, square input": lambda: session.run(None, {"images": square}),
+        }
+        try:
+            os.environ["YOLO_OFFLINE"] = "1"
+            from ultralytics.models import YOLO
+
+            onnx_yolo = YOLO(str(onnx), task="detect")
+            contenders["ultralytics predict .onnx"] = lambda: onnx_yolo.predict(
+                frame, imgsz=imgsz, device="cpu", verbose=False)
+            if pt is not None:
+                pt_yolo = YOLO(str(pt))
+                contenders["ultralytics predict .pt"] = lambda: pt_yolo.predict(
+                    frame, imgsz=imgsz, device="cpu", verbose=False)
+        except ImportError:
+            print("(ultralytics not installed: its figures are skipped)")
+        medians = interleaved(contenders, args.rounds)
+        bare = medians["bare session.run"]
+        print(f"1080p frame, {imgsz} px ({rect.shape[3]}x{rect.shape[2]} input), "
+              f"{detector.config.threads or os.cpu_count()} threads, median of {args.rounds} "
+              "interleaved rounds:")
+        for name, seconds in medians.items():
+            print(f"  {name:<38} {seconds * 1000:7.1f} ms  {seconds / bare:5.2f}x bare")
+
+        clip = dashcam_clip(work / "drive.mp4", args.seconds)
+        for label, model_path in (("FP32", onnx), ("INT8", args.int8)):
+            if model_path is None:
+                continue
+            video_detector = Detector.open(model_path, config=DetectorConfig(conf=0.25))
+            builder = CaseBuilder(EvidenceStore(work / "evidence"),
+                                  ModelRef(name="bench", version="0", sha256=None),
+                                  Source(kind="vehicle", id="bench"))
+            source = VideoSource(clip, fps=5.0, start=datetime(2026, 5, 1, tzinfo=UTC))
+            started = time.perf_counter()
+            stats = run(source, video_detector, RuleEngine(), builder, fps=5.0)
+            elapsed = time.perf_counter() - started
+            print(f"1080p 25 fps dashcam clip of {args.seconds:g} s sampled at 5 fps ({label}, "
+                  f"{stats.frames} frames): {args.seconds / elapsed:.2f}x real time")
+
+        cameras = [street_frame(1280, 720) for _ in range(4)]
+        single = Detector.open(onnx, config=DetectorConfig(batch=1))
+        batched = Detector.open(onnx, config=DetectorConfig(batch=4))
+        medians = interleaved({"one call per frame": lambda: single(cameras),
+                               "4 cameras in one call": lambda: batched(cameras)},
+                              max(3, args.rounds // 4))
+        one, four = medians["one call per frame"], medians["4 cameras in one call"]
+        print(f"4 camera frames: {one * 250:.1f} ms/frame one at a time, {four * 250:.1f} "
+              f"ms/frame batched: {one / four:.2f}x throughput")
+
+
+if __name__ == "__main__":
+    main()
