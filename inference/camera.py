@@ -99,12 +99,14 @@ class Allowed(BaseModel):
     _check_cls = field_validator("cls")(classmethod(lambda cls, v: _class_key(v)))
 
     def covers(self, local: datetime) -> bool:
-        if DAYS[local.weekday()] not in self.days:
-            return False
+        """Whether ``local`` (the camera's time) falls in the window. A window over
+        midnight belongs to the day it starts: ``fri 22:00-02:00`` covers Saturday 01:00."""
         now = local.time()
         if self.start <= self.end:
-            return self.start <= now < self.end
-        return now >= self.start or now < self.end  # over midnight
+            return DAYS[local.weekday()] in self.days and self.start <= now < self.end
+        if now >= self.start:
+            return DAYS[local.weekday()] in self.days
+        return now < self.end and DAYS[(local.weekday() - 1) % 7] in self.days
 
 
 DEFAULT_DWELL = [DwellRule.model_validate(rule) for rule in (
@@ -191,7 +193,9 @@ def load_camera(path: Path) -> Camera:
         where = ".".join(str(p) for p in first["loc"]) or "camera"
         raise CameraError(f"{path}: key {where!r}: {first['msg']}") from None
     names = camera.zone_names()
-    for i, rule in enumerate(camera.rules.dwell):
+    # The default rules name zone types a camera may not have; they simply never fire there.
+    written = camera.rules.dwell if "dwell" in camera.rules.model_fields_set else []
+    for i, rule in enumerate(written):
         if rule.zone not in names:
             raise CameraError(f"{path}: key 'rules.dwell.{i}.zone': no zone or zone type "
                               f"{rule.zone!r} (have: {sorted(names)})")

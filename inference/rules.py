@@ -105,7 +105,8 @@ class RuleEngine:
                     continue
                 if _held(rule, track, now) < rule.seconds:
                     continue
-                if any(a.cls in (key, rule.category) and a.zone in zones and a.covers(local)
+                if any(a.cls in (key, rule.category) and (a.zone == "any" or a.zone in zones)
+                       and a.covers(local)
                        for a in self.camera.rules.allowed):
                     continue
                 firings.append(Firing(track, rule.category, _describe(rule), now))

@@ -7,8 +7,10 @@ goes wrong, optionally against a baseline model.
 ``baseline/metrics.json`` and per-class deltas in the report. It is written beside ``OUT``
 and renamed into place, so a failed evaluation leaves nothing.
 
-AP is ultralytics' (COCO-style, 101-point interpolation); the example counts use one
-operating point (``conf``, IoU 0.5), the one a reviewer would see.
+AP is ultralytics' (COCO-style, 101-point interpolation). A ``.pt`` is scored by
+ultralytics; an ``.onnx`` through the project's own detector, the code that serves it (see
+:mod:`streetwatch.training.scoring`). The example counts use one operating point (``conf``,
+IoU 0.5), the one a reviewer would see.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +30,12 @@ import numpy.typing as npt
 import yaml
 
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
+from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.models.registry import sha256_file
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.training.datamix import DataMixError, manifest_fingerprint, open_checked
-from streetwatch.training.export import box_iou, predict_arrays
+from streetwatch.training.export import Arrays, box_iou, predict_arrays
+from streetwatch.training.scoring import score_with_detector
 from streetwatch.training.train import offline
 from streetwatch.training.weights import check_weights
 
@@ -130,17 +135,36 @@ def _score(model: Path, data_yaml: Path, work: Path, imgsz: int, batch: int) -> 
             "plots": Path(result.save_dir)}
 
 
-def _match(records: list[ImageRecord], dataset: Dataset, model: Path, imgsz: int,
-           conf: float) -> dict[str, _Counts]:
-    """Count TP, FP and misses per class at one operating point, keeping examples."""
+Predict = Callable[[Path], Arrays]
+
+
+def predictor(model: Path, imgsz: int, conf: float) -> Predict:
+    """Detections of one image file: through our detector for .onnx (what serves), through
+    ultralytics for .pt."""
+    if model.suffix == ".onnx":
+        detector = Detector.open(model, config=DetectorConfig(conf=conf))
+
+        def detect(path: Path) -> Arrays:
+            image = cv2.imread(str(path))
+            if image is None:
+                raise EvalError(f"{path}: not a readable image")
+            found = detector([np.asarray(image, np.uint8)])[0]
+            return (found.xyxy.astype(np.float64), found.confidence.astype(np.float64),
+                    found.class_id.astype(np.int64))
+        return detect
     offline()
     from ultralytics.models import YOLO
 
     yolo: Any = YOLO(str(model), task="detect")
+    return lambda path: predict_arrays(yolo, path, imgsz=imgsz, conf=conf, device="cpu",
+                                       verbose=False)
+
+
+def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict) -> dict[str, _Counts]:
+    """Count TP, FP and misses per class at one operating point, keeping examples."""
     counts = {key: _Counts() for key in TAXONOMY.keys}
     for record in records:
-        boxes, scores, classes = predict_arrays(yolo, dataset.image_path(record), imgsz=imgsz,
-                                                conf=conf, device="cpu", verbose=False)
+        boxes, scores, classes = predict(dataset.image_path(record))
         labels = dataset.labels(record)
         truth = labels.xyxy_pixels(record.width, record.height)
         truth_cls = labels.class_id
@@ -240,13 +264,16 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
 def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], data_yaml: Path,
                   work: Path, out: Path, imgsz: int, batch: int, conf: float, examples: int,
                   data: Path, split: str) -> dict[str, Any]:
-    scored = _score(model, data_yaml, work, imgsz, batch)
-    plots: Path = scored.pop("plots")
-    for source, target in (("confusion_matrix_normalized.png", "confusion_matrix.png"),
-                           ("BoxPR_curve.png", "pr_curve.png")):
-        if (plots / source).exists():
-            shutil.copyfile(plots / source, out / target)
-    counts = _match(records, dataset, model, imgsz, conf)
+    if model.suffix == ".onnx":
+        scored = score_with_detector(model, dataset, records, out)
+    else:
+        scored = _score(model, data_yaml, work, imgsz, batch)
+        plots: Path = scored.pop("plots")
+        for source, target in (("confusion_matrix_normalized.png", "confusion_matrix.png"),
+                               ("BoxPR_curve.png", "pr_curve.png")):
+            if (plots / source).exists():
+                shutil.copyfile(plots / source, out / target)
+    counts = _match(records, dataset, predictor(model, imgsz, conf))
     if examples:
         (out / "examples").mkdir()
     shown: dict[str, dict[str, list[dict[str, Any]]]] = {}

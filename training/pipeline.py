@@ -13,7 +13,7 @@ from typing import Any
 
 from streetwatch.models.registry import Registry
 from streetwatch.training.datamix import manifest_fingerprint, open_checked
-from streetwatch.training.evaluate import _score, _view, model_imgsz
+from streetwatch.training.evaluate import model_imgsz
 from streetwatch.training.export import (
     PARITY_MAX_CONF_DELTA,
     PARITY_MIN_IOU,
@@ -27,6 +27,7 @@ from streetwatch.training.export import (
     sample_images,
 )
 from streetwatch.training.register import evaluation_from_metrics, evaluation_key, new_card
+from streetwatch.training.scoring import score_with_detector
 
 PARITY_IMAGES = 8
 SPEED_IMAGES = 16
@@ -40,17 +41,17 @@ def _check_split(data: Path) -> str:
     raise ExportError(f"{data}: no test or val split to measure INT8 accuracy on")
 
 
-def _accuracy(models: dict[str, Path], data: Path, imgsz: int,
+def _accuracy(models: dict[str, Path], data: Path,
               work: Path) -> dict[str, dict[str, Any]]:
-    """Each model's metrics on ``data``'s test (else val) split, as ``metrics.json`` blocks."""
+    """Each ONNX model's metrics on ``data``'s test (else val) split through the serving
+    detector, as ``metrics.json`` blocks."""
     split = _check_split(data)
     dataset = open_checked(data)
     records = dataset.split(split)
-    data_yaml = _view(dataset, records, work / "view")
     results = {}
     for kind, path in models.items():
-        scored = _score(path, data_yaml, work / kind, imgsz, batch=16)
-        scored.pop("plots")
+        (work / kind).mkdir(parents=True)
+        scored = score_with_detector(path, dataset, records, work / kind)
         results[kind] = {
             **scored,
             "data": {"path": str(data), "split": split, "images": len(records),
@@ -110,8 +111,7 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
                                   imgsz=size)
             echo(speed.summary())
             with tempfile.TemporaryDirectory(prefix="sw-int8-") as tmp:
-                accuracy = _accuracy({"onnx": onnx, "int8": quantized}, check_data, size,
-                                     Path(tmp))
+                accuracy = _accuracy({"onnx": onnx, "int8": quantized}, check_data, Path(tmp))
             deltas = {k: round(v["ap50"] - accuracy["onnx"]["classes"][k]["ap50"], 4)
                       for k, v in accuracy["int8"]["classes"].items()}
             echo("INT8 - FP32 AP50 per class: "
