@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streetwatch.datasets.images import IMAGE_SUFFIXES, ImageInfo, inspect_image_bytes
 from streetwatch.datasets.labels import Labels, read_labels
+from streetwatch.models.files import atomic_write_text
 from streetwatch.models.taxonomy import TAXONOMY
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -169,18 +170,6 @@ def write_manifest(path: Path, records: Iterable[ImageRecord]) -> None:
     """Write ``manifest.jsonl`` atomically (temp file, then rename)."""
     text = "".join(record.model_dump_json() + "\n" for record in records)
     atomic_write_text(path, text)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file so that readers see the old or the new content, never a mix."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from streetwatch.models.files import sha256_file  # noqa: F401 (part of this module's API)
+
 # What ultralytics will load as training images (its IMG_FORMATS, less the exotic ones).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -46,15 +48,6 @@ class ImageInfo:
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of bytes."""
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def inspect_image(path: Path) -> ImageInfo:

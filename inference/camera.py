@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 import numpy.typing as npt
 import shapely
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from streetwatch.models.files import ConfigFileError, load_model
 from streetwatch.models.taxonomy import TAXONOMY
 
 ZoneType = Literal["no_parking", "sidewalk", "exclude", "market"]
@@ -179,19 +179,9 @@ def load_camera(path: Path) -> Camera:
         CameraError: naming the file and the first bad key (``zones.0.points``).
     """
     try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CameraError(f"{path}: camera file not found") from None
-    except yaml.YAMLError as exc:
-        raise CameraError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(content, dict):
-        raise CameraError(f"{path}: a camera file is a mapping (id, zones, rules ...)")
-    try:
-        camera = Camera.model_validate(content)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "camera"
-        raise CameraError(f"{path}: key {where!r}: {first['msg']}") from None
+        camera = load_model(path, Camera, "camera file", noun="key")
+    except ConfigFileError as exc:
+        raise CameraError(str(exc)) from None
     names = camera.zone_names()
     # The default rules name zone types a camera may not have; they simply never fire there.
     written = camera.rules.dwell if "dwell" in camera.rules.model_fields_set else []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +33,7 @@ from streetwatch.inference.sources import (
 )
 from streetwatch.inference.types import Frame
 from streetwatch.models.cli import REGISTRY_OPTION, open_registry
+from streetwatch.models.files import staged_directory
 from streetwatch.models.registry import ModelCard, RegistryError
 
 _ERRORS = (SourceError, TrackError, CameraError, ModelError, RegistryError, GridError)
@@ -106,35 +105,28 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
     source_id = camera.id if camera else (vehicle or Path(source).stem or source)
     place = Place(lat=camera.location.lat, lon=camera.location.lon) \
         if camera and camera.location else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        info = detector.info
-        builder = CaseBuilder(
-            EvidenceStore(staging / "evidence"),
-            ModelRef(name=info.name, version=info.version, sha256=info.sha256),
-            Source(kind=kind, id=source_id), grid=grid, fixed_location=place)
-        rules = RuleEngine(camera, default_confidence=case_conf,
-                           confirm_frames=1 if photos else 3)
-        sink = VideoSink(staging / "annotated.mp4", fps) if save_video else None
-        with tqdm(total=total, unit="frame", desc="detect", disable=None) as bar:
-            try:
-                stats = run(frames, detector, rules, builder, fps=fps, single_frame=photos,
-                            sink=sink, progress=bar.update)
-            finally:
-                if sink is not None:
-                    sink.close()
-        with (staging / "candidates.jsonl").open("w", encoding="utf-8") as handle:
-            for case in builder.candidates:
-                handle.write(case.model_dump_json() + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, _ERRORS):
-            raise click.ClickException(str(exc)) from None
-        raise
+        with staged_directory(out) as staging:
+            info = detector.info
+            builder = CaseBuilder(
+                EvidenceStore(staging / "evidence"),
+                ModelRef(name=info.name, version=info.version, sha256=info.sha256),
+                Source(kind=kind, id=source_id), grid=grid, fixed_location=place)
+            rules = RuleEngine(camera, default_confidence=case_conf,
+                               confirm_frames=1 if photos else 3)
+            sink = VideoSink(staging / "annotated.mp4", fps) if save_video else None
+            with tqdm(total=total, unit="frame", desc="detect", disable=None) as bar:
+                try:
+                    stats = run(frames, detector, rules, builder, fps=fps, single_frame=photos,
+                                sink=sink, progress=bar.update)
+                finally:
+                    if sink is not None:
+                        sink.close()
+            with (staging / "candidates.jsonl").open("w", encoding="utf-8") as handle:
+                for case in builder.candidates:
+                    handle.write(case.model_dump_json() + "\n")
+    except _ERRORS as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{stats.frames} frames; detections: " + (", ".join(
         f"{k} {v}" for k, v in sorted(stats.detections.items())) or "none"))
     counts = builder.summary()

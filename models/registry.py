@@ -14,7 +14,6 @@ name and carries its data fingerprint, so two models are compared only on the sa
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from streetwatch.models.files import atomic_write_text, sha256_file, validation_message
 from streetwatch.models.taxonomy import TAXONOMY
 
 CARD = "card.json"
@@ -113,15 +113,6 @@ class ModelCard(BaseModel):
         return f"{self.name}:{self.version}"
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def parse_ref(ref: str) -> tuple[str, str]:
     """``NAME:VERSION`` -> ``(NAME, VERSION)``; each is lower-case letters, digits, ``._-``."""
     name, sep, version = ref.partition(":")
@@ -157,9 +148,7 @@ class Registry:
         try:
             card = ModelCard.model_validate_json(text)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "card"
-            raise RegistryError(f"{path}: field {where!r}: {first['msg']}") from None
+            raise RegistryError(f"{path}: {validation_message(exc)}") from None
         if card.ref != ref:
             raise RegistryError(f"{path}: the card names {card.ref}, but its folder is {ref}")
         return card
@@ -253,7 +242,7 @@ class Registry:
         """Record (or replace) a model's metrics on an evaluation set."""
         card = self.card(ref)
         card.metrics[key] = evaluation
-        _atomic_write(self.card_path(ref), card.model_dump_json(indent=2) + "\n")
+        atomic_write_text(self.card_path(ref), card.model_dump_json(indent=2) + "\n")
         return card
 
     def verify(self, ref: str) -> list[str]:
@@ -322,24 +311,14 @@ class Registry:
         history.append({"model": ref, "at": datetime.now(UTC).isoformat(timespec="seconds"),
                         "by": by, "forced": str(bool(objections))})
         self.root.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / REGISTRY_JSON,
+        atomic_write_text(self.root / REGISTRY_JSON,
                       json.dumps({"history": history}, indent=2) + "\n")
         return objections
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from a service user
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def default_registry_root() -> Path:
     """``$STREETWATCH_REGISTRY``, else the registry shipped in the package (``models/registry``)."""
     env = os.environ.get("STREETWATCH_REGISTRY")
-    return Path(env) if env else Path(__file__).with_name("registry")
+    # resolve(): an editable install links this file from a build tree; the registry is
+    # beside the real one
+    return Path(env) if env else Path(__file__).resolve().with_name("registry")

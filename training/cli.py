@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from streetwatch.models.cli import REGISTRY_OPTION, open_registry
+from streetwatch.models.files import ConfigFileError
 from streetwatch.models.registry import RegistryError
-from streetwatch.training.config import ConfigError, load_config
+from streetwatch.training.config import load_config
 from streetwatch.training.datamix import DataMixError, DataSource
 from streetwatch.training.evaluate import EvalError, evaluate
 from streetwatch.training.export import ExportError
@@ -18,7 +19,7 @@ from streetwatch.training.register import record_evaluation
 from streetwatch.training.train import RunError, train
 from streetwatch.training.weights import WeightsError, check_weights
 
-_USER_ERRORS = (ConfigError, DataMixError, RunError, WeightsError)
+_USER_ERRORS = (ConfigFileError, DataMixError, RunError, WeightsError)
 
 
 def _command_line(ctx: click.Context) -> str:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from streetwatch.models.files import ConfigFileError, load_model
 
 # ultralytics arguments a config must not set: the wrapper owns them.
 _OWNED = frozenset({
@@ -19,10 +20,10 @@ _OWNED = frozenset({
     "device", "augmentations", "save_dir", "plots", "val",
 })
 
-BUILTIN_CONFIGS = Path(__file__).with_name("configs")
+BUILTIN_CONFIGS = Path(__file__).resolve().with_name("configs")
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigFileError):
     """A training config that cannot be used; the message names the file and field."""
 
 
@@ -81,28 +82,14 @@ def load_config(path: Path | None) -> TrainConfig:
     A bare name such as ``street`` refers to a config shipped in ``training/configs``.
 
     Raises:
-        ConfigError: naming the file and the first bad field.
+        ConfigFileError: naming the file and the first bad field (``ConfigError`` for a
+            key the wrapper owns).
     """
     if path is None:
         return TrainConfig()
     if not path.exists() and (BUILTIN_CONFIGS / f"{path}.yaml").exists():
         path = BUILTIN_CONFIGS / f"{path}.yaml"
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if content is None:
-        content = {}
-    if not isinstance(content, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of fields")
-    try:
-        config = TrainConfig.model_validate(content)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "config"
-        raise ConfigError(f"{path}: field {where!r}: {first['msg']}") from None
+    config = load_model(path, TrainConfig, "config file")
     owned = sorted(_OWNED & set(config.hyp))
     if owned:
         raise ConfigError(f"{path}: field 'hyp.{owned[0]}' is set by streetwatch, not the config")

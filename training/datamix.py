@@ -201,7 +201,8 @@ def build_mix(sources: list[DataSource], out: Path, *, holdouts: list[Path] | No
             used = _weighted(train, source.weight, seed + index)
             for split, records, listed in (("train", train, used), ("val", val, val)):
                 for record in records:
-                    _link(dataset, record, staging, split, prefix)
+                    link_record(dataset, record, staging / "images" / split,
+                                f"{prefix}_{record.name}")
                 lists[split] += [str(out / "images" / split / f"{prefix}_{r.name}")
                                  for r in listed]
             summaries.append(SourceSummary(
@@ -230,10 +231,11 @@ def build_mix(sources: list[DataSource], out: Path, *, holdouts: list[Path] | No
                    train_images=len(lists["train"]), val_images=len(lists["val"]))
 
 
-def _link(dataset: Dataset, record: ImageRecord, staging: Path, split: str, prefix: str) -> None:
-    name = f"{prefix}_{record.name}"
-    image = staging / "images" / split / name
-    label = staging / "labels" / split / Path(name).with_suffix(".txt")
+def link_record(dataset: Dataset, record: ImageRecord, images: Path, name: str) -> None:
+    """Symlink a record's image as ``images/NAME`` and its label file (if any) beside it in
+    the matching ``labels`` folder, where ultralytics looks for it."""
+    image = images / name
+    label = images.parent.parent / "labels" / images.name / Path(name).with_suffix(".txt")
     image.parent.mkdir(parents=True, exist_ok=True)
     label.parent.mkdir(parents=True, exist_ok=True)
     image.symlink_to(dataset.image_path(record).resolve())

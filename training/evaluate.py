@@ -31,9 +31,14 @@ import yaml
 
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
 from streetwatch.inference.detector import Detector, DetectorConfig
-from streetwatch.models.registry import sha256_file
+from streetwatch.models.files import sha256_file, staged_directory
 from streetwatch.models.taxonomy import TAXONOMY
-from streetwatch.training.datamix import DataMixError, manifest_fingerprint, open_checked
+from streetwatch.training.datamix import (
+    DataMixError,
+    link_record,
+    manifest_fingerprint,
+    open_checked,
+)
 from streetwatch.training.export import Arrays, box_iou, predict_arrays
 from streetwatch.training.scoring import score_with_detector
 from streetwatch.training.train import offline
@@ -97,14 +102,7 @@ def _view(dataset: Dataset, records: list[ImageRecord], root: Path) -> Path:
     """A symlinked copy of one split for ultralytics (which writes label caches beside the
     labels: not into the user's dataset)."""
     for record in records:
-        image = root / "images" / "eval" / record.name
-        label = root / "labels" / "eval" / Path(record.name).with_suffix(".txt")
-        image.parent.mkdir(parents=True, exist_ok=True)
-        label.parent.mkdir(parents=True, exist_ok=True)
-        image.symlink_to(dataset.image_path(record).resolve())
-        source = dataset.root / record.label_path
-        if source.exists():
-            label.symlink_to(source.resolve())
+        link_record(dataset, record, root / "images" / "eval", record.name)
     data_yaml = root / DATA_YAML
     data_yaml.write_text(yaml.safe_dump({"path": str(root), "train": "images/eval",
                                          "val": "images/eval", "names": TAXONOMY.names}),
@@ -236,28 +234,17 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
         raise EvalError(f"{data}: no images in split {split!r} (it has: {', '.join(have)})")
     size = imgsz or model_imgsz(model)
 
-    out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        with tempfile.TemporaryDirectory(prefix="sw-eval-") as tmp:
-            data_yaml = _view(dataset, records, Path(tmp) / "view")
-            metrics = _evaluate_one(model, dataset, records, data_yaml, Path(tmp) / "m",
-                                    staging, size, batch, conf, examples, data, split)
-            base = None
-            if baseline is not None:
-                base_size = imgsz or model_imgsz(baseline)
-                (staging / "baseline").mkdir()
-                base = _evaluate_one(baseline, dataset, records, data_yaml, Path(tmp) / "b",
-                                     staging / "baseline", base_size, batch, conf, 0, data,
-                                     split)
+    with staged_directory(out) as staging, tempfile.TemporaryDirectory(prefix="sw-eval-") as tmp:
+        data_yaml = _view(dataset, records, Path(tmp) / "view")
+        metrics = _evaluate_one(model, dataset, records, data_yaml, Path(tmp) / "m", staging,
+                                size, batch, conf, examples, data, split)
+        base = None
+        if baseline is not None:
+            base_size = imgsz or model_imgsz(baseline)
+            (staging / "baseline").mkdir()
+            base = _evaluate_one(baseline, dataset, records, data_yaml, Path(tmp) / "b",
+                                 staging / "baseline", base_size, batch, conf, 0, data, split)
         (staging / "report.md").write_text(_report(metrics, base), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return metrics
 
 

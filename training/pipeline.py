@@ -4,13 +4,13 @@ registration, written all at once or not at all."""
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streetwatch.models.files import staged_directory
 from streetwatch.models.registry import Registry
 from streetwatch.training.datamix import manifest_fingerprint, open_checked
 from streetwatch.training.evaluate import model_imgsz
@@ -81,9 +81,7 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
     """Export, check and (optionally) register; returns what ``export.json`` holds."""
     size = imgsz or model_imgsz(weights)
     out = out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_directory(out) as staging:
         onnx = export_onnx(weights, staging / "model.onnx", imgsz=size)
         samples = sample_images(check_data, PARITY_IMAGES)
         parity = check_parity(weights, onnx, samples, imgsz=size)
@@ -126,12 +124,6 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
             }
         (staging / "export.json").write_text(json.dumps(summary, indent=2) + "\n",
                                              encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
     if ref is not None and registry is not None:
         files = {"pt": weights, "onnx": out / "model.onnx"}

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streetwatch.models.files import ConfigFileError, atomic_write_text, read_mapping
 from streetwatch.training.augment import street_augmentations
 from streetwatch.training.config import TrainConfig
 from streetwatch.training.datamix import DataMix, DataSource, build_mix
@@ -152,13 +153,13 @@ def _set_threads(threads: int) -> None:
 
 def _read_run(out: Path) -> dict[str, Any]:
     path = out / RUN_JSON
+    if not path.exists():
+        raise RunError(f"{path}: missing; {out} is not a streetwatch run to resume")
     try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing; {out} is not a streetwatch run to resume") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(content, dict) or "config" not in content or "data" not in content:
+        content = read_mapping(path, "run record")
+    except ConfigFileError as exc:
+        raise RunError(str(exc)) from None
+    if "config" not in content or "data" not in content:
         raise RunError(f"{path}: not a streetwatch run record")
     return content
 
@@ -172,9 +173,7 @@ def _write_run(out: Path, config: TrainConfig, mix: DataMix, *, state: str) -> N
         "train_images": mix.train_images,
         "val_images": mix.val_images,
     }
-    tmp = out / f".{RUN_JSON}.tmp"
-    tmp.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out / RUN_JSON)
+    atomic_write_text(out / RUN_JSON, json.dumps(content, indent=2) + "\n")
 
 
 def _results_rows(out: Path) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from streetwatch.models.files import sha256_file
 from streetwatch.models.registry import (
     ClassMetrics,
     Evaluation,
@@ -17,7 +18,6 @@ from streetwatch.models.registry import (
     Registry,
     RegistryError,
     default_registry_root,
-    sha256_file,
 )
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.cli import main
