@@ -25,6 +25,7 @@ from streetwatch.training.export import (
     measure_speed,
     quantize_int8,
     sample_images,
+    strip_weights,
 )
 from streetwatch.training.register import evaluation_from_metrics, evaluation_key, new_card
 from streetwatch.training.scoring import score_with_detector
@@ -82,16 +83,17 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
     size = imgsz or model_imgsz(weights)
     out = out.resolve()
     with staged_directory(out) as staging:
-        onnx = export_onnx(weights, staging / "model.onnx", imgsz=size)
+        stripped = strip_weights(weights, staging / "model.pt")
+        onnx = export_onnx(stripped, staging / "model.onnx", imgsz=size)
         samples = sample_images(check_data, PARITY_IMAGES)
-        parity = check_parity(weights, onnx, samples, imgsz=size)
+        parity = check_parity(stripped, onnx, samples, imgsz=size)
         echo(parity.summary())
         if not parity.ok:
             raise ExportError("the .onnx does not match the .pt:\n  "
                               + "\n  ".join(parity.problems[:10]))
         summary: dict[str, Any] = {
             "weights": str(weights.resolve()), "imgsz": size,
-            "files": {"onnx": str(out / onnx.name)},
+            "files": {"pt": str(out / stripped.name), "onnx": str(out / onnx.name)},
             "parity": {"images": parity.images, "detections": parity.detections,
                        "matched": parity.matched, "worst_iou": round(parity.worst_iou, 4),
                        "worst_conf_delta": round(parity.worst_conf_delta, 4),
@@ -126,7 +128,7 @@ def run_export(weights: Path, out: Path, *, imgsz: int | None, check_data: Path,
                                              encoding="utf-8")
 
     if ref is not None and registry is not None:
-        files = {"pt": weights, "onnx": out / "model.onnx"}
+        files = {"pt": out / "model.pt", "onnx": out / "model.onnx"}
         if int8:
             files["int8"] = out / "model.int8.onnx"
         card = registry.register(new_card(ref, weights, size, notes=notes), files)

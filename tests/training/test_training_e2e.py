@@ -80,6 +80,12 @@ def test_export_int8_register_verify(trained: Path) -> None:
 
     card = Registry(registry).card("tiny:1")
     assert set(card.artefacts) == {"pt", "onnx", "int8"} and card.imgsz == 64
+    # the shipped .pt holds the model only (a checkpoint taken mid-run carries optimizer
+    # state five times the model's size)
+    import torch
+
+    shipped = torch.load(registry / "tiny/1/model.pt", map_location="cpu", weights_only=False)
+    assert shipped["optimizer"] is None and shipped.get("ema") is None
     assert card.classes == TAXONOMY.keys and len(card.training.data) == 2
     assert card.training.epochs == 1 and card.training.command is not None
     assert list(card.metrics) == ["test/test"]
