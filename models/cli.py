@@ -130,3 +130,15 @@ def promote_command(ref: str, force: bool, registry_root: Path | None) -> None:
     for objection in overridden:
         click.echo(f"forced past: {objection}", err=True)
     click.echo(f"promoted {ref}")
+
+
+@models.command("rollback")
+@REGISTRY_OPTION
+def rollback_command(registry_root: Path | None) -> None:
+    """Promote again the model that served before the current one."""
+    registry = open_registry(registry_root)
+    try:
+        ref = registry.rollback(by=getpass.getuser())
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"rolled back to {ref}")

@@ -290,6 +290,34 @@ class Registry:
                                     f"{before.ap50:.3f} (tolerance {PROMOTION_TOLERANCE})")
         return problems
 
+    def rollback(self, *, by: str) -> str:
+        """Promote again the model promoted before the current one (no gate: it served
+        before). Returns its ``NAME:VERSION``.
+
+        Raises:
+            RegistryError: nothing to roll back to, or that model fails verification.
+        """
+        current = self.promoted()
+        previous = next((h["model"] for h in reversed(self.history())
+                         if h["model"] != current), None)
+        if previous is None:
+            raise RegistryError(f"no earlier promoted model to roll back to in {self.root}")
+        problems = self.verify(previous)
+        if problems:
+            raise RegistryError(f"{previous}: fails verification:\n  " + "\n  ".join(problems))
+        self._append_history(previous, by=by, forced=False, rollback=True)
+        return previous
+
+    def _append_history(self, ref: str, *, by: str, forced: bool,
+                        rollback: bool = False) -> None:
+        entry = {"model": ref, "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "by": by, "forced": str(forced)}
+        if rollback:
+            entry["rollback"] = "True"
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.root / REGISTRY_JSON,
+                          json.dumps({"history": [*self.history(), entry]}, indent=2) + "\n")
+
     def promote(self, ref: str, *, by: str, force: bool = False) -> list[str]:
         """Make ``ref`` the model the service uses, if it passes the gate or ``force``.
 
@@ -306,13 +334,7 @@ class Registry:
         if objections and not force:
             raise RegistryError(f"{ref}: not promoted:\n  " + "\n  ".join(objections)
                                 + "\n(--force promotes it anyway)")
-        state = self._state()
-        history = list(state.get("history", []))
-        history.append({"model": ref, "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "by": by, "forced": str(bool(objections))})
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.root / REGISTRY_JSON,
-                      json.dumps({"history": history}, indent=2) + "\n")
+        self._append_history(ref, by=by, forced=bool(objections))
         return objections
 
 

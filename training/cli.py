@@ -63,9 +63,13 @@ def _source(ctx: click.Context, param: click.Parameter,
 @click.option("--batch", type=int, help="Batch size; overrides the config.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run folder.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch.")
+@click.option("--parent", metavar="NAME:VERSION",
+              help="Fine-tune a registered model (its .pt); the new card records it as parent.")
+@REGISTRY_OPTION
 def train_command(sources: list[DataSource], holdouts: tuple[Path, ...], config_path: Path | None,
                   model: str | None, imgsz: int | None, epochs: int | None, batch: int | None,
-                  out: Path, resume: bool) -> None:
+                  out: Path, resume: bool, parent: str | None,
+                  registry_root: Path | None) -> None:
     """Train a detector on one or more streetwatch datasets (ultralytics, offline).
 
     Checks every dataset (validation, taxonomy, no evaluation image among the training
@@ -73,11 +77,16 @@ def train_command(sources: list[DataSource], holdouts: tuple[Path, ...], config_
     continues.
     """
     try:
+        if parent is not None:
+            if model is not None:
+                raise click.UsageError("give --model or --parent, not both")
+            registry = open_registry(registry_root)
+            model = str(registry.artefact_path(registry.card(parent), "pt"))
         config = load_config(config_path).with_overrides(
             model=model, imgsz=imgsz, epochs=epochs, batch=batch)
         result = train(sources, config, out, command=_command_line(click.get_current_context()),
-                       holdouts=list(holdouts), resume=resume)
-    except _USER_ERRORS as exc:
+                       holdouts=list(holdouts), resume=resume, parent=parent)
+    except (*_USER_ERRORS, RegistryError) as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:  # pydantic's, from an override out of range
         raise click.ClickException(f"bad option: {exc}") from None

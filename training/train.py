@@ -65,6 +65,7 @@ def train(
     command: str,
     holdouts: list[Path] | None = None,
     resume: bool = False,
+    parent: str | None = None,
 ) -> TrainResult:
     """Start a run in ``out``, or resume the one there.
 
@@ -75,6 +76,8 @@ def train(
         command: The command line, recorded in ``command.txt``.
         holdouts: Evaluation-only datasets that no training image may come from.
         resume: Continue the run in ``out`` from ``weights/last.pt``.
+        parent: ``NAME:VERSION`` of the registered model ``config.model`` comes from;
+            recorded in ``run.json`` and from there in the new model's card.
 
     Raises:
         RunError, DataMixError, ContaminationError, WeightsError: before anything is written.
@@ -111,7 +114,9 @@ def train(
 
     with (out / COMMAND_TXT).open("a", encoding="utf-8") as handle:
         handle.write(f"# {datetime.now(UTC).isoformat(timespec='seconds')}\n{command}\n")
-    _write_run(out, config, mix, state="training")
+    if resume:
+        parent = previous.get("parent")
+    _write_run(out, config, mix, state="training", parent=parent)
 
     offline()
     from ultralytics.models import YOLO
@@ -135,7 +140,7 @@ def train(
     seconds = time.perf_counter() - started
 
     epochs = _epochs_done(out)
-    _write_run(out, config, mix, state="finished")
+    _write_run(out, config, mix, state="finished", parent=parent)
     result = TrainResult(
         run=out, best=out / "weights" / "best.pt", last=out / "weights" / "last.pt",
         epochs=epochs, seconds=seconds, seconds_per_epoch=_seconds_per_epoch(out))
@@ -164,9 +169,11 @@ def _read_run(out: Path) -> dict[str, Any]:
     return content
 
 
-def _write_run(out: Path, config: TrainConfig, mix: DataMix, *, state: str) -> None:
+def _write_run(out: Path, config: TrainConfig, mix: DataMix, *, state: str,
+               parent: str | None) -> None:
     content = {
         "state": state,
+        "parent": parent,
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": config.model_dump(mode="json"),
         "data": [asdict(s) for s in mix.sources],

@@ -299,3 +299,17 @@ def test_registered_files_are_readable_by_other_users(reg: Registry, add: Add) -
     assert folder.stat().st_mode & 0o755 == 0o755
     for path in (reg.card_path("a:1"), reg.root / "registry.json"):
         assert path.stat().st_mode & 0o644 == 0o644
+
+
+def test_rollback_promotes_the_previous_model_again(reg: Registry, add: Add,
+                                                    promoted: str) -> None:
+    add("a:2")
+    assert run(reg, "promote", "a:2").exit_code == 0
+    result = run(reg, "rollback")
+    assert result.exit_code == 0 and "rolled back to a:1" in result.output
+    assert reg.promoted() == "a:1" and reg.history()[-1]["rollback"] == "True"
+
+
+def test_rollback_needs_an_earlier_model(reg: Registry, promoted: str) -> None:
+    result = run(reg, "rollback")
+    assert result.exit_code == 1 and "no earlier promoted model" in result.output

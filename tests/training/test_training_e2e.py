@@ -115,3 +115,22 @@ def test_eval_refuses_bad_models_and_splits(trained: Path, tmp_path: Path) -> No
                 "--split", "train", "--out", tmp_path / "e")
     assert result.exit_code == 1 and "no images in split 'train' (it has: test)" in result.output
     assert not (tmp_path / "e").exists()
+
+
+def test_fine_tuning_a_registered_model_records_its_parent(trained: Path) -> None:
+    from streetwatch.training.register import new_card, training_info
+
+    registry = Registry(trained / "parents")
+    weights = trained / "run/weights/best.pt"
+    registry.register(new_card("base:1", weights, 64), {"pt": weights})
+    run = trained / "child"
+    ok("train", "--data", trained / "train", "--data", trained / "val", "--parent", "base:1",
+       "--registry", registry.root, "--imgsz", "64", "--epochs", "1", "--batch", "4",
+       "--out", run)
+    record = json.loads((run / "run.json").read_text())
+    assert record["parent"] == "base:1"
+    assert record["config"]["model"] == str(registry.root / "base" / "1" / "model.pt")
+    assert training_info(run / "weights" / "best.pt")[1] == "base:1"
+    both = sw("train", "--data", trained / "train", "--parent", "base:1", "--model", "x.pt",
+              "--registry", registry.root, "--out", trained / "never")
+    assert both.exit_code == 2 and "not both" in both.output
