@@ -1,8 +1,9 @@
 """Case candidates: a violation with its evidence, place and provenance, deduplicated.
 
 A track yields at most one candidate. A new one merges into an open candidate of the same
-category when it is the same problem seen again: within ``merge_m`` metres (GPS), or on the
-same camera with boxes overlapping by ``merge_iou``, within ``merge_window_s``. Evidence
+category when it is the same problem seen again, within ``merge_window_s``: on one fixed
+camera when the boxes overlap by ``merge_iou``; from a moving camera (dashcam, photos)
+when within ``merge_m`` metres by GPS. Shots without a place never merge. Evidence
 files are stored by content (``evidence/<sha256>.jpg``), so a frame shared by several cases
 is stored once and any change to a file is detectable.
 """
@@ -238,13 +239,16 @@ class CaseBuilder:
     def _open_match(self, category: str, place: Place | None, box: tuple[float, ...],
                     seen: datetime) -> CaseCandidate | None:
         window = timedelta(seconds=self.merge_window_s)
+        fixed_view = self.source.kind == "camera" or self.fixed_location is not None
         for case in reversed(self.candidates):
             if case.category != category or seen - case.last_seen > window:
                 continue
-            if place is not None and case.location is not None and self.fixed_location is None:
-                if distance_m(place, case.location) <= self.merge_m:
-                    return case
-            elif _iou(case.box, box) >= self.merge_iou:
+            if fixed_view:  # one camera, one view: the same place is the same pixels
+                same = _iou(case.box, box) >= self.merge_iou
+            else:  # a moving camera: by GPS; shots without a place say nothing, never merge
+                same = (place is not None and case.location is not None
+                        and distance_m(place, case.location) <= self.merge_m)
+            if same:
                 return case
         return None
 

@@ -129,17 +129,36 @@ def test_a_dashcam_drive_places_cases_on_the_map_and_the_grid(tmp_path: Path) ->
     check_evidence(out, case)
 
 
-def test_photos_of_the_same_ad_merge_into_one_case(tmp_path: Path) -> None:
+def geotagged_photo(path: Path, lat: float, lon: float) -> None:
+    from PIL import Image, TiffImagePlugin
+
+    def dms(value: float) -> tuple[TiffImagePlugin.IFDRational, ...]:
+        seconds = round(value * 3600 * 100)
+        return (TiffImagePlugin.IFDRational(seconds // 360000, 1),
+                TiffImagePlugin.IFDRational(seconds // 6000 % 60, 1),
+                TiffImagePlugin.IFDRational(seconds % 6000, 100))
+
+    exif = Image.Exif()
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2], gps[3], gps[4] = "N", dms(lat), "E", dms(lon)
+    Image.new("RGB", (160, 120), (90, 90, 90)).save(path, exif=exif)
+
+
+def test_photos_merge_by_place_and_only_by_place(tmp_path: Path) -> None:
     model = fixed_model(tmp_path / "ad.onnx", [anchor(*CENTRE_ANCHOR, AD, 0.7)])
     photos = tmp_path / "photos"
     photos.mkdir()
-    for name in ("a.jpg", "b.jpg"):
-        cv2.imwrite(str(photos / name), np.full((120, 160, 3), 90, np.uint8))
+    geotagged_photo(photos / "a.jpg", 30.25, 120.15)
+    geotagged_photo(photos / "b.jpg", 30.25005, 120.15)  # 6 m away: the same ad again
+    geotagged_photo(photos / "c.jpg", 30.26, 120.15)  # 1 km away: another ad
+    cv2.imwrite(str(photos / "d.jpg"), np.full((120, 160, 3), 90, np.uint8))  # no place
+    cv2.imwrite(str(photos / "e.jpg"), np.full((120, 160, 3), 90, np.uint8))
     out = tmp_path / "out"
     result = sw(photos, "--out", out, "--model", model)
     assert result.exit_code == 0, result.output
-    (case,) = candidates(out)
-    assert case["category"] == "unauthorized_ad" and len(case["tracks"]) == 2
+    found = candidates(out)
+    assert all(c["category"] == "unauthorized_ad" for c in found)
+    assert sorted(len(c["tracks"]) for c in found) == [1, 1, 1, 2]
 
 
 @pytest.mark.parametrize("problem", ["corrupt-image", "empty-video", "not-a-video",
