@@ -158,14 +158,40 @@ def predictor(model: Path, imgsz: int, conf: float) -> Predict:
                                        verbose=False)
 
 
-def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict) -> dict[str, _Counts]:
-    """Count TP, FP and misses per class at one operating point, keeping examples."""
+@dataclass
+class _Quiet:
+    """False alarms on images without a violation: what reviewers would reject."""
+
+    images: int = 0
+    with_false_alarm: int = 0
+    false_alarms: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        per_image = self.false_alarms / self.images if self.images else 0.0
+        return {"images": self.images, "with_false_alarm": self.with_false_alarm,
+                "false_alarms": self.false_alarms,
+                "false_alarms_per_image": round(per_image, 4)}
+
+
+_CASE_IDS = frozenset(c.id for c in TAXONOMY if c.can_be_case)
+
+
+def _match(records: list[ImageRecord], dataset: Dataset,
+           predict: Predict) -> tuple[dict[str, _Counts], _Quiet]:
+    """Count TP, FP and misses per class at one operating point, keeping examples; and the
+    false alarms of case classes on images that show no violation."""
     counts = {key: _Counts() for key in TAXONOMY.keys}
+    quiet = _Quiet()
     for record in records:
         boxes, scores, classes = predict(dataset.image_path(record))
         labels = dataset.labels(record)
         truth = labels.xyxy_pixels(record.width, record.height)
         truth_cls = labels.class_id
+        if not _CASE_IDS & {int(c) for c in truth_cls}:
+            alarms = sum(int(c) in _CASE_IDS for c in classes)
+            quiet.images += 1
+            quiet.with_false_alarm += alarms > 0
+            quiet.false_alarms += alarms
         used: set[int] = set()
         for i in np.argsort(-scores):
             key = TAXONOMY.by_id(int(classes[i])).key
@@ -188,7 +214,7 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict) -> di
             key = TAXONOMY.by_id(int(truth_cls[j])).key
             counts[key].miss += 1
             counts[key].examples["miss"].append(_Example("miss", key, record, truth[j], None))
-    return counts
+    return counts, quiet
 
 
 def _crop(dataset: Dataset, example: _Example, path: Path) -> None:
@@ -260,7 +286,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
                                ("BoxPR_curve.png", "pr_curve.png")):
             if (plots / source).exists():
                 shutil.copyfile(plots / source, out / target)
-    counts = _match(records, dataset, predictor(model, imgsz, conf))
+    counts, quiet = _match(records, dataset, predictor(model, imgsz, conf))
     if examples:
         (out / "examples").mkdir()
     shown: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -280,6 +306,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
         "operating_point": {
             "conf": conf, "iou": MATCH_IOU,
             "classes": {k: {"tp": c.tp, "fp": c.fp, "miss": c.miss} for k, c in counts.items()},
+            "violation_free_images": quiet.summary(),
         },
         "model": _model_block(model, imgsz),
         "data": {"path": str(data), "split": split, "images": len(records),
@@ -327,6 +354,11 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
             else:
                 cells += f" {other['ap50']:.3f} | {row['ap50'] - other['ap50']:+.3f} |"
         lines.append(cells)
+    quiet = point["violation_free_images"]
+    lines += ["", f"On the {quiet['images']} images without a violation, "
+              f"{quiet['with_false_alarm']} got a false alarm of a case class "
+              f"({quiet['false_alarms']} in all, {quiet['false_alarms_per_image']:.3f} per "
+              "image): each is a candidate a reviewer rejects."]
     lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![PR curves](pr_curve.png)"]
     titles = {"tp": "found", "fp": "false alarms", "miss": "missed"}
     for key, kinds in metrics["examples"].items():

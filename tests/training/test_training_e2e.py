@@ -60,6 +60,8 @@ def test_eval_writes_metrics_plots_and_report(trained: Path) -> None:
     for row in [*metrics["classes"].values(), metrics["all"]]:
         assert set(row) == {"precision", "recall", "ap50", "ap50_95", "instances"}
     assert metrics["data"]["images"] == 4 and metrics["model"]["imgsz"] == 64
+    quiet = metrics["operating_point"]["violation_free_images"]
+    assert set(quiet) == {"images", "with_false_alarm", "false_alarms", "false_alarms_per_image"}
     assert (out / "confusion_matrix.png").is_file() and (out / "pr_curve.png").is_file()
     report = (out / "report.md").read_text()
     assert "| class | instances |" in report
