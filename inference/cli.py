@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from streetwatch.inference.cases import (
 )
 from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
 from streetwatch.inference.gps import GpsTrack, TrackError, read_track
-from streetwatch.inference.pipeline import VideoSink, run
+from streetwatch.inference.pipeline import RunStats, VideoSink, run
 from streetwatch.inference.rules import RuleEngine
 from streetwatch.inference.sources import (
     IMAGE_SUFFIXES,
@@ -76,7 +77,8 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
               help="Detector confidence threshold.")
 @click.option("--case-conf", type=click.FloatRange(0, 1), default=0.4, show_default=True,
               help="Confidence a track needs to become a case.")
-@click.option("--duration", type=float, help="Stop a stream after this many seconds.")
+@click.option("--duration", type=float,
+              help="Stop a stream after this many seconds (or Ctrl-C: what was found is kept).")
 @click.option("--save-video", is_flag=True, help="Also write an annotated video.")
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @REGISTRY_OPTION
@@ -97,6 +99,7 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
         grid = GridIndex(grid_path) if grid_path else None
         track = read_track(gps_path) if gps_path else None
         frames, photos, total = _open_source(source, fps, track, gps_offset, start, duration)
+        streaming = _is_stream(source)
     except _ERRORS as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -115,10 +118,15 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
             rules = RuleEngine(camera, default_confidence=case_conf,
                                confirm_frames=1 if photos else 3)
             sink = VideoSink(staging / "annotated.mp4", fps) if save_video else None
+            stats = RunStats()
             with tqdm(total=total, unit="frame", desc="detect", disable=None) as bar:
                 try:
-                    stats = run(frames, detector, rules, builder, fps=fps, single_frame=photos,
-                                sink=sink, progress=bar.update)
+                    run(frames, detector, rules, builder, fps=fps, single_frame=photos,
+                        sink=sink, progress=bar.update, stats=stats)
+                except KeyboardInterrupt:
+                    if not streaming:
+                        raise  # a file run stopped half-way is not a result: keep nothing
+                    click.echo("stopped: writing what was found so far", err=True)
                 finally:
                     if sink is not None:
                         sink.close()
@@ -139,9 +147,9 @@ def _open_source(source: str, fps: float, track: GpsTrack | None, gps_offset: fl
                  start: datetime | None,
                  duration: float | None) -> tuple[Iterable[Frame], bool, int | None]:
     """The frames of SOURCE, whether they are independent photos, and how many to expect."""
-    if source.startswith(("rtsp://", "rtmp://", "http://", "https://")):
+    if _is_stream(source):
         stream = StreamSource(source, fps=fps)
-        return (_for(stream, duration) if duration else stream), False, None
+        return _for(stream, duration if duration else math.inf), False, None
     path = Path(source)
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         images = ImageSource(path)
@@ -149,6 +157,10 @@ def _open_source(source: str, fps: float, track: GpsTrack | None, gps_offset: fl
     video = VideoSource(path, fps=fps, start=start, track=track, offset_s=gps_offset)
     expected = int(video.info.seconds * fps) + 1 if video.info.seconds else None
     return video, False, expected
+
+
+def _is_stream(source: str) -> bool:
+    return source.startswith(("rtsp://", "rtmp://", "http://", "https://"))
 
 
 def _for(stream: StreamSource, seconds: float) -> Iterator[Frame]:

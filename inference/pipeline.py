@@ -62,9 +62,11 @@ class VideoSink:
 
 def run(frames: Iterable[Frame], detector: Detector, rules: RuleEngine, builder: CaseBuilder,
         *, fps: float, single_frame: bool = False, sink: VideoSink | None = None,
-        progress: Callable[[int], object] = lambda n: None) -> RunStats:
-    """Process every frame; candidates accumulate in ``builder``."""
-    stats = RunStats()
+        progress: Callable[[int], object] = lambda n: None,
+        stats: RunStats | None = None) -> RunStats:
+    """Process every frame; candidates accumulate in ``builder`` and counts in ``stats``
+    (pass one in to keep the counts of a run that is interrupted)."""
+    stats = stats if stats is not None else RunStats()
     tracker = None if single_frame else Tracker(TrackerConfig(fps=fps))
     best: dict[int, Frame] = {}
     photo_ids = itertools.count(1)
