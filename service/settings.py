@@ -1,0 +1,72 @@
+"""Service settings: ``STREETWATCH_*`` environment variables (pydantic-settings).
+
+An environment variable with the prefix that names no setting is an error, so a typo such
+as ``STREETWATCH_DATABSE_URL`` fails at start instead of silently using the default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streetwatch.models.files import validation_message
+
+PREFIX = "STREETWATCH_"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be used; names the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment.
+
+    Attributes:
+        data_dir: Where the embedded database, uploads and evidence live.
+        database_url: SQLAlchemy URL; default SQLite at ``DATA_DIR/streetwatch.db``;
+            ``postgresql+psycopg://...`` for scale.
+        registry: Model registry folder (default: the one shipped in the package).
+        dispatch_url: The city dispatch system's endpoint for confirmed cases.
+        dispatch_secret: HMAC-SHA256 key signing dispatch requests.
+        max_upload_bytes: Largest accepted upload.
+        max_image_pixels: Largest accepted image (decompression bombs are refused).
+        max_video_seconds: Longest accepted video.
+        queue_limit: Queued jobs beyond which uploads get 503 with Retry-After.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Path("streetwatch-data")
+    database_url: str | None = None
+    registry: Path | None = None
+    dispatch_url: str | None = None
+    dispatch_secret: SecretStr | None = None
+    max_upload_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(default=60_000_000, gt=0)
+    max_video_seconds: float = Field(default=3600.0, gt=0)
+    queue_limit: int = Field(default=100, gt=0)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'streetwatch.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``environ`` (default: the process environment) and overrides.
+
+        Raises:
+            SettingsError: an unknown ``STREETWATCH_*`` variable or a bad value.
+        """
+        environ = dict(os.environ if environ is None else environ)
+        known = {PREFIX + name.upper() for name in cls.model_fields}
+        unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+        if unknown:
+            raise SettingsError(f"unknown setting {unknown[0]}; known: {', '.join(sorted(known))}")
+        values = {k[len(PREFIX):].lower(): v for k, v in environ.items() if k in known}
+        try:
+            return cls.model_validate({**values, **overrides})
+        except ValidationError as exc:
+            raise SettingsError(validation_message(exc, "setting")) from None
