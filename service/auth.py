@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from fastapi import HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -40,3 +43,33 @@ def lookup(session: Session, key: str) -> ApiKey | None:
 def allows(role: str, needed: str) -> bool:
     """``admin`` may do everything; otherwise the role must be the one needed."""
     return role in ("admin", needed)
+
+
+@dataclass
+class Caller:
+    """Who is calling: the key's name and role."""
+
+    name: str
+    role: str
+
+
+def require(*roles: str) -> Callable[..., Caller]:
+    """A dependency admitting callers whose key has one of ``roles`` (or ``admin``). The key
+    comes as ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
+
+    def check(request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") \
+            else request.headers.get("x-api-key", "")
+        if not key:
+            raise HTTPException(401, "an API key is required (Authorization: Bearer KEY)")
+        with request.app.state.sw.sessions() as session:
+            record = lookup(session, key)
+        if record is None:
+            raise HTTPException(401, "unknown or revoked API key")
+        if not any(allows(record.role, role) for role in roles):
+            raise HTTPException(403, f"this endpoint needs the {' or '.join(roles)} role; the "
+                                f"key has {record.role!r}")
+        return Caller(record.name, record.role)
+
+    return check

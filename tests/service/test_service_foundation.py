@@ -75,7 +75,7 @@ def client(tmp_path: Path, registry: Registry) -> TestClient:
 
 
 def key(client: TestClient, role: str) -> dict[str, str]:
-    with client.app.state.sessions() as session:  # type: ignore[attr-defined]
+    with client.app.state.sw.sessions() as session:  # type: ignore[attr-defined]
         return {"Authorization": f"Bearer {create_key(session, role, role)}"}
 
 

@@ -1,0 +1,140 @@
+"""The v1 API: uploads, jobs, cases and their evidence."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse
+from sqlalchemy import func, select
+
+from streetwatch.service.auth import Caller, require
+from streetwatch.service.db import Case, Job, Upload
+from streetwatch.service.jobs import UploadError, check_photo
+from streetwatch.service.state import State
+from streetwatch.service.store import TooLarge
+
+api = APIRouter()
+_EVIDENCE_NAME = re.compile(r"^[0-9a-f]{64}\.jpg$")
+
+
+@api.post("/v1/uploads/photos", status_code=202)
+def upload_photos(
+    state: State,
+    caller: Annotated[Caller, Depends(require("ingest"))],
+    files: Annotated[list[UploadFile], File(description="one or more photos")],
+    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
+    lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
+    vehicle_id: Annotated[str | None, Form(max_length=200)] = None,
+) -> dict[str, Any]:
+    """Photos to check. GPS comes from their EXIF, else from ``lat``/``lon``. Answered
+    202 with a job id once the bytes and the job are stored."""
+    with state.sessions() as session:
+        queued = session.scalar(select(func.count()).where(Job.status == "queued")) or 0
+    if queued >= state.settings.queue_limit:
+        raise HTTPException(503, f"{queued} jobs are waiting; try again later",
+                            headers={"Retry-After": "30"})
+    stored: list[tuple[str, int, str]] = []
+    for number, upload in enumerate(files, start=1):
+        name = upload.filename or f"photo {number}"
+        try:
+            sha, size = state.store.put(upload.file, state.settings.max_upload_bytes)
+            check_photo(state.store.path(sha), state.settings.max_image_pixels)
+        except TooLarge as exc:
+            raise HTTPException(413, f"{name}: {exc}") from None
+        except UploadError as exc:
+            raise HTTPException(exc.status, f"{name}: {exc}") from None
+        stored.append((sha, size, name))
+    job_id = str(uuid.uuid4())
+    with state.sessions() as session:
+        session.add(Job(id=job_id, kind="photos", source_kind="vehicle" if vehicle_id
+                        else "upload", source_id=vehicle_id or f"upload-{job_id[:8]}",
+                        params={"lat": lat, "lon": lon, "by": caller.name}))
+        session.flush()
+        for sha, size, name in stored:
+            session.add(Upload(job_id=job_id, role="photo", sha256=sha, filename=name,
+                               bytes=size))
+        session.commit()
+    return {"job_id": job_id, "status": "queued", "photos": len(stored)}
+
+
+@api.get("/v1/jobs/{job_id}")
+def get_job(job_id: str, state: State,
+            _caller: Annotated[Caller, Depends(require("ingest", "reviewer"))],
+            ) -> dict[str, Any]:
+    """A job's status and progress, and how many cases it produced."""
+    with state.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        cases = session.scalar(select(func.count()).where(Case.job_id == job_id)) or 0
+        return {"id": job.id, "kind": job.kind, "status": job.status,
+                "progress": job.progress, "error": job.error, "model": job.model,
+                "cases": cases, "created_at": job.created_at.isoformat()}
+
+
+@api.get("/v1/cases")
+def list_cases(
+    state: State,
+    _caller: Annotated[Caller, Depends(require("reviewer"))],
+    status: str | None = None, category: str | None = None,
+    source_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Cases, newest first, filtered and paginated."""
+    query = select(Case)
+    for column, value in ((Case.status, status), (Case.category, category),
+                          (Case.source_id, source_id)):
+        if value is not None:
+            query = query.where(column == value)
+    with state.sessions() as session:
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(query.order_by(Case.first_seen.desc(), Case.id)
+                               .limit(limit).offset(offset))
+        return {"total": total, "items": [_case_json(c) for c in rows]}
+
+
+@api.get("/v1/cases/{case_id}")
+def get_case(case_id: str, state: State,
+             _caller: Annotated[Caller, Depends(require("reviewer"))]) -> dict[str, Any]:
+    """One case with its evidence URLs."""
+    with state.sessions() as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise HTTPException(404, f"no case {case_id}")
+        return _case_json(case)
+
+
+@api.get("/v1/evidence/{name}")
+def get_evidence(name: str, state: State,
+                 _caller: Annotated[Caller, Depends(require("reviewer"))]) -> FileResponse:
+    """An evidence image, by its content hash (no other name reaches the disk)."""
+    if not _EVIDENCE_NAME.match(name) or not (state.evidence / name).is_file():
+        raise HTTPException(404, f"no evidence {name!r}")
+    return FileResponse(state.evidence / name, media_type="image/jpeg")
+
+
+@api.get("/v1/whoami")
+def whoami(
+    caller: Annotated[Caller, Depends(require("ingest", "reviewer"))],
+) -> dict[str, str]:
+    """The calling key's name and role (any role may ask)."""
+    return {"name": caller.name, "role": caller.role}
+
+
+def _case_json(case: Case) -> dict[str, Any]:
+    return {
+        "id": case.id, "status": case.status, "category": case.category,
+        "dispatch_code": case.dispatch_code,
+        "source": {"kind": case.source_kind, "id": case.source_id},
+        "first_seen": case.first_seen.isoformat(), "last_seen": case.last_seen.isoformat(),
+        "location": None if case.lat is None else {"lat": case.lat, "lon": case.lon},
+        "grid_cell": case.grid_cell, "box": case.box, "confidence": case.confidence,
+        "evidence": [{"kind": e["kind"], "sha256": e["sha256"],
+                      "url": f"/v1/evidence/{e['path'].rsplit('/', 1)[-1]}"}
+                     for e in case.evidence],
+        "model": case.model, "rule": case.rule, "job_id": case.job_id,
+    }

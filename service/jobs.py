@@ -1,0 +1,216 @@
+"""Jobs: checking uploads by their content, and the worker that turns queued jobs into cases.
+
+The worker is one thread per app. On start it puts jobs left ``running`` by a crash back in
+the queue; a job re-run yields the same case ids (they derive from the footage), and a case
+already stored is not stored again, so a restart never duplicates cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from streetwatch.inference.cases import CaseBuilder, CaseCandidate, EvidenceStore, ModelRef, Source
+from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.pipeline import run
+from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.sources import read_photo
+from streetwatch.inference.types import Frame, Location
+from streetwatch.models.registry import Registry
+from streetwatch.service.db import AuditEntry, Case, Job, Upload, utcnow
+from streetwatch.service.store import Store
+
+log = logging.getLogger(__name__)
+PHOTO_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
+
+
+class UploadError(ValueError):
+    """An upload refused for its content; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def check_photo(path: Path, max_pixels: int) -> tuple[int, int]:
+    """Judge a stored file by its bytes: a photo of an accepted format, no larger than
+    ``max_pixels`` (checked from the header, before any decoding), fully decodable.
+
+    Raises:
+        UploadError: 415 for something that is not a photo, 413 for too many pixels, 422
+            for a damaged photo.
+    """
+    from PIL import Image
+
+    if path.stat().st_size == 0:
+        raise UploadError("the file is empty", 422)
+    try:
+        with Image.open(path) as image:
+            kind, (width, height) = image.format, image.size
+            if kind not in PHOTO_FORMATS:
+                raise UploadError(f"{kind} images are not accepted", 415)
+            if width * height > max_pixels:
+                raise UploadError(f"{width}x{height} is more than {max_pixels} pixels", 413)
+            image.load()
+    except UploadError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own, far larger limit
+        raise UploadError(f"more than {max_pixels} pixels ({exc})", 413) from None
+    except Exception as exc:  # Pillow raises many types on bad bytes
+        if "cannot identify" in str(exc):
+            raise UploadError("not an image (judged by its content)", 415) from None
+        raise UploadError(f"damaged image ({exc})", 422) from None
+    return width, height
+
+
+@dataclass
+class Services:
+    """What a worker needs from its app."""
+
+    sessions: sessionmaker[Session]
+    store: Store
+    evidence: Path
+    registry: Registry
+    case_conf: float = 0.4
+
+
+class Worker:
+    """Runs queued jobs, one at a time, in a background thread."""
+
+    def __init__(self, services: Services, poll_s: float = 0.2) -> None:
+        self.services = services
+        self.poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
+        self._detector: tuple[str, Detector] | None = None
+
+    def start(self) -> None:
+        with self.services.sessions() as session:
+            resumed = session.execute(update(Job).where(Job.status == "running")
+                                      .values(status="queued")).rowcount  # type: ignore[attr-defined]
+            session.commit()
+        if resumed:
+            log.info("resuming %d job(s) interrupted by a restart", resumed)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job_id = self._claim()
+            if job_id is None:
+                self._stop.wait(self.poll_s)
+                continue
+            try:
+                self._process(job_id)
+            except Exception as exc:  # a bad job must not stop the worker
+                log.exception("job %s failed", job_id)
+                self._finish(job_id, "failed", str(exc))
+
+    def _claim(self) -> str | None:
+        with self.services.sessions() as session:
+            job = session.scalar(select(Job).where(Job.status == "queued")
+                                 .order_by(Job.created_at).limit(1))
+            if job is None:
+                return None
+            job.status, job.started_at = "running", utcnow()
+            session.commit()
+            return job.id
+
+    def _finish(self, job_id: str, status: str, error: str | None = None) -> None:
+        with self.services.sessions() as session:
+            job = session.get(Job, job_id)
+            if job is not None:
+                job.status, job.error, job.finished_at = status, error, utcnow()
+                job.progress = 1.0 if status == "done" else job.progress
+                session.commit()
+
+    def detector(self) -> tuple[str, Detector]:
+        """The promoted model, loaded once per promotion."""
+        registry = self.services.registry
+        ref = registry.promoted()
+        if ref is None:
+            raise RuntimeError(f"no model promoted in {registry.root}")
+        if self._detector is None or self._detector[0] != ref:
+            card = registry.card(ref)
+            path = registry.artefact_path(card, "onnx")
+            self._detector = (ref, Detector.open(path, card, DetectorConfig()))
+        return self._detector
+
+    def _process(self, job_id: str) -> None:
+        ref, detector = self.detector()
+        with self.services.sessions() as session:
+            job = session.get(Job, job_id)
+            assert job is not None
+            uploads = list(session.scalars(select(Upload).where(Upload.job_id == job_id)
+                                           .order_by(Upload.id)))
+            job.model = ref
+            session.commit()
+            params, source = dict(job.params), Source(kind=job.source_kind,  # type: ignore[arg-type]
+                                                      id=job.source_id)
+        info = detector.info
+        builder = CaseBuilder(EvidenceStore(self.services.evidence),
+                              ModelRef(name=info.name, version=info.version, sha256=info.sha256),
+                              source)
+        rules = RuleEngine(None, default_confidence=self.services.case_conf, confirm_frames=1)
+        total, done = max(1, len(uploads)), [0]
+
+        def progress(frames: int) -> None:
+            done[0] += frames
+            with self.services.sessions() as session:
+                session.execute(update(Job).where(Job.id == job_id)
+                                .values(progress=round(done[0] / total, 3)))
+                session.commit()
+
+        run(self._photo_frames(uploads, params, source.id), detector, rules, builder, fps=1.0,
+            single_frame=True, progress=progress)
+        self._store_cases(job_id, builder.candidates)
+        self._finish(job_id, "done")
+
+    def _photo_frames(self, uploads: list[Upload], params: dict[str, Any],
+                      source_id: str) -> Iterator[Frame]:
+        zone = ZoneInfo(params.get("timezone", "Asia/Shanghai"))
+        given = (Location(float(params["lat"]), float(params["lon"]))
+                 if params.get("lat") is not None and params.get("lon") is not None else None)
+        for index, upload in enumerate(uploads):
+            image, captured, location = read_photo(self.services.store.path(upload.sha256), zone)
+            if "taken_at" in params:
+                captured = datetime.fromisoformat(params["taken_at"]).astimezone(UTC)
+            yield Frame(source_id, index, captured, image, location or given)
+
+    def _store_cases(self, job_id: str, candidates: list[CaseCandidate]) -> None:
+        with self.services.sessions() as session:
+            for candidate in candidates:
+                if session.get(Case, candidate.id) is not None:
+                    continue  # stored by an earlier, interrupted run of this job
+                session.add(case_row(candidate, job_id))
+                session.flush()  # the case row before its audit row (foreign key)
+                session.add(AuditEntry(case_id=candidate.id, who="streetwatch",
+                                       to_status="pending_review", why=candidate.rule))
+            session.commit()
+
+
+def case_row(candidate: CaseCandidate, job_id: str) -> Case:
+    """The database row of a candidate."""
+    location = candidate.location
+    return Case(
+        id=candidate.id, job_id=job_id, dedup_key=candidate.dedup_key,
+        category=candidate.category, dispatch_code=candidate.dispatch_code,
+        source_kind=candidate.source.kind, source_id=candidate.source.id,
+        first_seen=candidate.first_seen, last_seen=candidate.last_seen,
+        lat=location.lat if location else None, lon=location.lon if location else None,
+        grid_cell=candidate.grid_cell, box=list(candidate.box),
+        confidence=candidate.confidence,
+        evidence=[e.model_dump() for e in candidate.evidence],
+        model=candidate.model.model_dump(), rule=candidate.rule)

@@ -1,0 +1,81 @@
+"""What the routes of one app share, reached through ``request.app.state.sw``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from streetwatch.models.registry import Registry
+from streetwatch.service.db import Case
+from streetwatch.service.settings import Settings
+from streetwatch.service.store import Store
+
+
+@dataclass
+class Metrics:
+    """The service's Prometheus metrics, in a registry of its own."""
+
+    registry: CollectorRegistry
+    frames: Counter
+    inference_seconds: Histogram
+    dispatch_attempts: Counter
+    dispatch_failures: Counter
+    queue_depth: Gauge
+
+    @classmethod
+    def create(cls, sessions: sessionmaker[Session]) -> Metrics:
+        registry = CollectorRegistry()
+        registry.register(_CaseCollector(sessions))
+        return cls(
+            registry=registry,
+            frames=Counter("streetwatch_frames_processed_total", "Frames run through the "
+                           "detector", registry=registry),
+            inference_seconds=Histogram("streetwatch_inference_seconds", "Detector time per "
+                                        "frame", registry=registry,
+                                        buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5)),
+            dispatch_attempts=Counter("streetwatch_dispatch_attempts_total", "Deliveries "
+                                      "tried", registry=registry),
+            dispatch_failures=Counter("streetwatch_dispatch_failures_total", "Deliveries "
+                                      "failed", registry=registry),
+            queue_depth=Gauge("streetwatch_queue_depth", "Jobs waiting", registry=registry),
+        )
+
+
+class _CaseCollector:
+    """Cases by status, counted in the database at scrape time."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Any:
+        family = GaugeMetricFamily("streetwatch_cases", "Cases by status", labels=["status"])
+        with self.sessions() as session:
+            rows = session.execute(select(Case.status, func.count()).group_by(Case.status))
+            for status, count in rows:
+                family.add_metric([status], count)
+        yield family
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    registry: Registry
+    store: Store
+    evidence: Path
+    metrics: Metrics
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.sw
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]

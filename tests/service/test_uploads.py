@@ -1,0 +1,169 @@
+"""Photo uploads through the API: stored durably, judged by content, turned into cases by
+the worker, listed and shown with their evidence; a restart resumes without duplicates."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from fixed_onnx import anchor, fixed_model
+
+from streetwatch.models.registry import ModelCard, Registry
+from streetwatch.models.taxonomy import TAXONOMY
+from streetwatch.service.app import create_app
+from streetwatch.service.auth import create_key
+from streetwatch.service.db import Job, open_database
+from streetwatch.service.settings import Settings
+
+AD = TAXONOMY.by_key("unauthorized_ad").id
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def jpeg(shade: int) -> bytes:
+    ok, data = cv2.imencode(".jpg", np.full((120, 160, 3), shade, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims ``width`` x ``height``: what a decompression bomb looks like."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    registry = Registry(tmp_path / "registry")
+    model = fixed_model(tmp_path / "ad.onnx", [anchor(32, 40, 16, 8, AD, 0.8)])
+    registry.register(ModelCard(name="fixed", version="1", created_at=datetime.now(UTC),
+                                taxonomy_version=TAXONOMY.version, classes=TAXONOMY.keys,
+                                imgsz=64, artefacts={}), {"onnx": model})
+    registry.promote("fixed:1", by="test")
+    return Settings.from_env({}, data_dir=tmp_path / "data", registry=registry.root)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def keys(client: TestClient, role: str) -> dict[str, str]:
+    with client.app.state.sw.sessions() as session:  # type: ignore[attr-defined]
+        return {"Authorization": f"Bearer {create_key(session, role, role)}"}
+
+
+def upload(client: TestClient, *files: tuple[str, bytes], **form: str) -> dict[str, object]:
+    response = client.post("/v1/uploads/photos", headers=keys(client, "ingest"), data=form,
+                           files=[("files", (name, io.BytesIO(data), "image/jpeg"))
+                                  for name, data in files])
+    return {**response.json(), "http": response.status_code}
+
+
+def test_photos_become_cases_with_evidence(client: TestClient) -> None:
+    accepted = upload(client, ("a.jpg", jpeg(80)), ("b.jpg", jpeg(120)), lat="30.25",
+                      lon="120.15", vehicle_id="patrol-9")
+    assert accepted["http"] == 202 and accepted["photos"] == 2
+    reviewer = keys(client, "reviewer")
+    job_url = f"/v1/jobs/{accepted['job_id']}"
+    assert wait_until(lambda: client.get(job_url, headers=reviewer).json()["status"] == "done")
+    job = client.get(job_url, headers=reviewer).json()
+    assert job["progress"] == 1.0 and job["model"] == "fixed:1"
+    # both photos carry the form's position: the same ad seen twice is one case
+    assert job["cases"] == 1
+    listed = client.get("/v1/cases", headers=reviewer, params={"status": "pending_review"})
+    (case,) = listed.json()["items"]
+    assert case["category"] == "unauthorized_ad" and case["dispatch_code"] == "0201"
+    assert case["source"] == {"kind": "vehicle", "id": "patrol-9"}
+    assert case["location"] == {"lat": 30.25, "lon": 120.15}
+    detail = client.get(f"/v1/cases/{case['id']}", headers=reviewer).json()
+    for item in detail["evidence"]:
+        image = client.get(item["url"], headers=reviewer)
+        assert image.headers["content-type"] == "image/jpeg"
+        assert hashlib.sha256(image.content).hexdigest() == item["sha256"]
+
+
+@pytest.mark.parametrize(("name", "data", "status", "message"), [
+    ("empty.jpg", b"", 422, "empty"),
+    ("notes.jpg", b"this is a text file, not a photo\n" * 10, 415, "not an image"),
+    ("cut.jpg", jpeg(100)[:300], 422, "damaged"),
+    ("bomb.png", png_header_only(20000, 20000), 413, "pixels"),
+    ("big.png", png_header_only(9000, 9000), 413, "9000x9000 is more than"),
+])
+def test_bad_photos_are_refused_and_the_service_stays_up(
+        client: TestClient, name: str, data: bytes, status: int, message: str) -> None:
+    refused = upload(client, ("good.jpg", jpeg(90)), (name, data))
+    assert refused["http"] == status
+    assert name in str(refused["error"]) and message in str(refused["error"])
+    with client.app.state.sw.sessions() as session:  # type: ignore[attr-defined]
+        assert session.query(Job).count() == 0  # nothing half-accepted
+    assert client.get("/healthz").status_code == 200
+
+
+def test_roles_are_checked(client: TestClient) -> None:
+    as_reviewer = client.post("/v1/uploads/photos", headers=keys(client, "reviewer"),
+                              files=[("files", ("a.jpg", io.BytesIO(jpeg(1)), "image/jpeg"))])
+    assert as_reviewer.status_code == 403
+    assert client.get("/v1/cases", headers=keys(client, "ingest")).status_code == 403
+    assert client.get("/v1/evidence/..%2F..%2Fetc%2Fpasswd",
+                      headers=keys(client, "reviewer")).status_code == 404
+
+
+def test_a_full_queue_answers_503_with_retry_after(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"queue_limit": 1}))
+    client = TestClient(app)  # no lifespan: the worker does not run, jobs stay queued
+    assert upload(client, ("a.jpg", jpeg(5)))["http"] == 202
+    response = client.post("/v1/uploads/photos", headers=keys(client, "ingest"),
+                           files=[("files", ("b.jpg", io.BytesIO(jpeg(6)), "image/jpeg"))])
+    assert response.status_code == 503 and response.headers["retry-after"] == "30"
+
+
+def test_a_restart_resumes_the_job_without_duplicates(settings: Settings) -> None:
+    first = TestClient(create_app(settings))  # accepted, then the process "dies"
+    accepted = upload(first, ("a.jpg", jpeg(50)))
+    url = f"/v1/jobs/{accepted['job_id']}"
+    _engine, sessions = open_database(settings.db_url)
+
+    def left_running() -> None:  # what a crash during the job leaves behind
+        with sessions() as session:
+            job = session.get(Job, str(accepted["job_id"]))
+            assert job is not None
+            job.status = "running"
+            session.commit()
+
+    left_running()  # 1. crashed before storing anything
+    with TestClient(create_app(settings)) as client:
+        reviewer = keys(client, "reviewer")
+        assert wait_until(lambda: client.get(url, headers=reviewer).json()["status"] == "done")
+    left_running()  # 2. crashed after storing its cases, before marking the job done
+    for _ in range(2):  # the rerun finds its cases stored and adds none; then nothing to do
+        with TestClient(create_app(settings)) as client:
+            reviewer = keys(client, "reviewer")
+
+            def done(client: TestClient = client, reviewer: dict[str, str] = reviewer) -> bool:
+                return bool(client.get(url, headers=reviewer).json()["status"] == "done")
+
+            assert wait_until(done)
+            assert client.get("/v1/cases", headers=reviewer).json()["total"] == 1
