@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 
+from streetwatch.models.files import validation_message
+from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.auth import Caller, require
-from streetwatch.service.db import Case, Job, Upload
+from streetwatch.service.db import AuditEntry, Case, Job, OutboxEntry, Upload
+from streetwatch.service.dispatch import SIGNATURE_HEADER, verify
+from streetwatch.service.dispatch import payload as dispatch_payload
 from streetwatch.service.jobs import UploadError, check_photo
 from streetwatch.service.state import State
 from streetwatch.service.store import TooLarge
@@ -115,6 +120,120 @@ def get_evidence(name: str, state: State,
     if not _EVIDENCE_NAME.match(name) or not (state.evidence / name).is_file():
         raise HTTPException(404, f"no evidence {name!r}")
     return FileResponse(state.evidence / name, media_type="image/jpeg")
+
+
+class Review(BaseModel):
+    """A reviewer's decision on a pending case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["confirm", "reject", "correct"]
+    reason: Literal["false_positive", "duplicate", "not_a_violation", "poor_evidence"] | None \
+        = None
+    category: str | None = None
+    box: tuple[float, float, float, float] | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@api.post("/v1/cases/{case_id}/review")
+def review_case(case_id: str, decision: Review, state: State,
+                caller: Annotated[Caller, Depends(require("reviewer"))]) -> dict[str, Any]:
+    """Confirm (queued for dispatch in the same transaction), reject with a reason, or
+    correct the class or box of a pending case. Every change is an audit row."""
+    with state.sessions() as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise HTTPException(404, f"no case {case_id}")
+        if case.status != "pending_review":
+            raise HTTPException(409, f"case {case_id} is {case.status}, not pending_review")
+
+        def audit(to: str, why: str | None, **details: Any) -> None:
+            session.add(AuditEntry(case_id=case.id, who=caller.name, from_status=case.status,
+                                   to_status=to, why=why, details=details))
+            case.status = to
+
+        if decision.action == "confirm":
+            audit("confirmed", decision.note)
+            audit("dispatch_queued", "outbox")
+            session.add(OutboxEntry(case_id=case.id, payload=dispatch_payload(
+                case, caller.name, state.settings.public_url)))
+        elif decision.action == "reject":
+            if decision.reason is None:
+                raise HTTPException(422, "a rejection needs a reason: false_positive, "
+                                    "duplicate, not_a_violation or poor_evidence")
+            case.reject_reason = decision.reason
+            audit("rejected", decision.note or decision.reason, reason=decision.reason)
+        else:
+            changes: dict[str, Any] = {}
+            if decision.category is not None:
+                if decision.category not in TAXONOMY.keys \
+                        or not TAXONOMY.by_key(decision.category).can_be_case:
+                    raise HTTPException(422, f"category {decision.category!r} is not a case "
+                                        "class")
+                changes["category"] = [case.category, decision.category]
+                case.category = decision.category
+                codes = TAXONOMY.by_key(decision.category).dispatch_codes
+                case.dispatch_code = codes[0] if codes else None
+            if decision.box is not None:
+                x1, y1, x2, y2 = decision.box
+                if not (x2 > x1 and y2 > y1):
+                    raise HTTPException(422, "box must be [x1, y1, x2, y2] with x2 > x1, y2 > y1")
+                changes["box"] = [case.box, list(decision.box)]
+                case.box = list(decision.box)
+            if not changes:
+                raise HTTPException(422, "a correction changes the category or the box")
+            audit("pending_review", decision.note or "corrected", **changes)
+        session.commit()
+        return _case_json(case)
+
+
+@api.get("/v1/cases/{case_id}/audit")
+def case_audit(case_id: str, state: State,
+               _caller: Annotated[Caller, Depends(require("reviewer"))]) -> list[dict[str, Any]]:
+    """Every change of a case: who, when, from, to, why."""
+    with state.sessions() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.case_id == case_id)
+                               .order_by(AuditEntry.id))
+        return [{"at": r.at.isoformat(), "who": r.who, "from": r.from_status, "to": r.to_status,
+                 "why": r.why, "details": r.details} for r in rows]
+
+
+class Callback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str
+    status: Literal["dispatched", "closed"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+@api.post("/v1/dispatch/callbacks")
+async def dispatch_callback(request: Request, state: State) -> dict[str, str]:
+    """The dispatch system reports a case's progress, signed like our requests to it."""
+    secret = state.settings.dispatch_secret
+    body = await request.body()
+    if secret is None or not verify(secret.get_secret_value(), body,
+                                    request.headers.get(SIGNATURE_HEADER)):
+        raise HTTPException(401, f"missing or wrong {SIGNATURE_HEADER}")
+    try:
+        news = Callback.model_validate_json(body)
+    except ValidationError as exc:
+        raise HTTPException(422, validation_message(exc)) from None
+    with state.sessions() as session:
+        case = session.get(Case, news.case_id)
+        if case is None:
+            raise HTTPException(404, f"no case {news.case_id}")
+        allowed = {"dispatched": {"dispatch_queued", "dispatched"},
+                   "closed": {"dispatch_queued", "dispatched", "closed"}}[news.status]
+        if case.status not in allowed:
+            raise HTTPException(409, f"case {case.id} is {case.status}; cannot become "
+                                f"{news.status}")
+        if case.status != news.status:
+            session.add(AuditEntry(case_id=case.id, who="dispatch-system",
+                                   from_status=case.status, to_status=news.status,
+                                   why=news.note))
+            case.status = news.status
+        session.commit()
+        return {"case_id": case.id, "status": case.status}
 
 
 @api.get("/v1/whoami")

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from streetwatch.models.registry import Registry, default_registry_root
 from streetwatch.service.api import api
 from streetwatch.service.db import open_database
+from streetwatch.service.dispatch import Dispatcher
 from streetwatch.service.health import health
 from streetwatch.service.jobs import Services, Worker
 from streetwatch.service.settings import Settings
@@ -28,11 +29,20 @@ def create_app(settings: Settings) -> FastAPI:
                      store=Store(settings.data_dir / "uploads"),
                      evidence=settings.data_dir / "evidence", metrics=Metrics.create(sessions))
     worker = Worker(Services(sessions, state.store, state.evidence, state.registry))
+    secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None
+    dispatcher = Dispatcher(sessions, settings.dispatch_url, secret, state.metrics,
+                            poll_s=settings.dispatch_poll_s,
+                            backoff_s=settings.dispatch_backoff_s) \
+        if settings.dispatch_url and secret else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker.start()
+        if dispatcher is not None:
+            dispatcher.start()
         yield
+        if dispatcher is not None:
+            dispatcher.stop()
         worker.stop()
         engine.dispose()
 

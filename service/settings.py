@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streetwatch.models.files import validation_message
@@ -29,8 +29,11 @@ class Settings(BaseSettings):
         database_url: SQLAlchemy URL; default SQLite at ``DATA_DIR/streetwatch.db``;
             ``postgresql+psycopg://...`` for scale.
         registry: Model registry folder (default: the one shipped in the package).
+        public_url: How the dispatch system reaches this service (evidence URLs).
         dispatch_url: The city dispatch system's endpoint for confirmed cases.
-        dispatch_secret: HMAC-SHA256 key signing dispatch requests.
+        dispatch_secret: HMAC-SHA256 key signing dispatch requests and callbacks.
+        dispatch_poll_s: How often the outbox is looked at.
+        dispatch_backoff_s: First retry delay; it doubles per failure, up to 5 minutes.
         max_upload_bytes: Largest accepted upload.
         max_image_pixels: Largest accepted image (decompression bombs are refused).
         max_video_seconds: Longest accepted video.
@@ -42,12 +45,21 @@ class Settings(BaseSettings):
     data_dir: Path = Path("streetwatch-data")
     database_url: str | None = None
     registry: Path | None = None
+    public_url: str = "http://127.0.0.1:8000"
     dispatch_url: str | None = None
     dispatch_secret: SecretStr | None = None
+    dispatch_poll_s: float = Field(default=1.0, gt=0)
+    dispatch_backoff_s: float = Field(default=2.0, gt=0)
     max_upload_bytes: int = Field(default=500 * 1024 * 1024, gt=0)
     max_image_pixels: int = Field(default=60_000_000, gt=0)
     max_video_seconds: float = Field(default=3600.0, gt=0)
     queue_limit: int = Field(default=100, gt=0)
+
+    @model_validator(mode="after")
+    def _dispatch_needs_a_secret(self) -> Settings:
+        if self.dispatch_url and not self.dispatch_secret:
+            raise ValueError("dispatch_url needs dispatch_secret (requests are signed)")
+        return self
 
     @property
     def db_url(self) -> str:
