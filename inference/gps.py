@@ -214,15 +214,16 @@ def read_nmea(path: Path) -> GpsTrack:
     return _track(path, rows)
 
 
-def read_track(path: Path) -> GpsTrack:
-    """Read a track by its suffix: ``.gpx``, ``.csv``, or ``.nmea``/``.nma``/``.txt``/``.log``.
+def read_track(path: Path, suffix: str | None = None) -> GpsTrack:
+    """Read a track by its suffix (or ``suffix``, for a file stored under another name):
+    ``.gpx``, ``.csv``, or ``.nmea``/``.nma``/``.txt``/``.log``.
 
     Raises:
         TrackError: an unknown suffix, an unreadable file, or a bad fix (naming where).
     """
     readers = {".gpx": read_gpx, ".csv": read_csv, ".nmea": read_nmea, ".nma": read_nmea,
                ".txt": read_nmea, ".log": read_nmea}
-    reader = readers.get(path.suffix.lower())
+    reader = readers.get((suffix or path.suffix).lower())
     if reader is None:
         raise TrackError(f"{path}: unknown track format; use .gpx, .csv or .nmea")
     if not path.is_file():

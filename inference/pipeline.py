@@ -8,6 +8,7 @@ candidate when it is confident enough.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,15 +64,19 @@ class VideoSink:
 def run(frames: Iterable[Frame], detector: Detector, rules: RuleEngine, builder: CaseBuilder,
         *, fps: float, single_frame: bool = False, sink: VideoSink | None = None,
         progress: Callable[[int], object] = lambda n: None,
-        stats: RunStats | None = None) -> RunStats:
+        stats: RunStats | None = None,
+        on_inference: Callable[[float], object] = lambda seconds: None) -> RunStats:
     """Process every frame; candidates accumulate in ``builder`` and counts in ``stats``
-    (pass one in to keep the counts of a run that is interrupted)."""
+    (pass one in to keep the counts of a run that is interrupted); ``on_inference`` gets
+    the detector's seconds per frame of each call (for metrics)."""
     stats = stats if stats is not None else RunStats()
     tracker = None if single_frame else Tracker(TrackerConfig(fps=fps))
     best: dict[int, Frame] = {}
     photo_ids = itertools.count(1)
     for chunk in _batches(frames, detector.config.batch):
+        started = time.perf_counter()
         found = detector([f.image for f in chunk])
+        on_inference((time.perf_counter() - started) / len(chunk))
         for frame, raw in zip(chunk, found, strict=True):
             h, w = frame.image.shape[:2]
             detections = rules.keep(raw, w, h)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
@@ -17,7 +19,7 @@ from streetwatch.service.auth import Caller, require
 from streetwatch.service.db import AuditEntry, Case, Job, OutboxEntry, Upload
 from streetwatch.service.dispatch import SIGNATURE_HEADER, verify
 from streetwatch.service.dispatch import payload as dispatch_payload
-from streetwatch.service.jobs import UploadError, check_photo
+from streetwatch.service.jobs import UploadError, check_photo, check_track, check_video
 from streetwatch.service.state import State
 from streetwatch.service.store import TooLarge
 
@@ -36,12 +38,8 @@ def upload_photos(
 ) -> dict[str, Any]:
     """Photos to check. GPS comes from their EXIF, else from ``lat``/``lon``. Answered
     202 with a job id once the bytes and the job are stored."""
-    with state.sessions() as session:
-        queued = session.scalar(select(func.count()).where(Job.status == "queued")) or 0
-    if queued >= state.settings.queue_limit:
-        raise HTTPException(503, f"{queued} jobs are waiting; try again later",
-                            headers={"Retry-After": "30"})
-    stored: list[tuple[str, int, str]] = []
+    _check_queue(state)
+    stored: list[tuple[str, str, int, str, dict[str, Any]]] = []
     for number, upload in enumerate(files, start=1):
         name = upload.filename or f"photo {number}"
         try:
@@ -51,18 +49,71 @@ def upload_photos(
             raise HTTPException(413, f"{name}: {exc}") from None
         except UploadError as exc:
             raise HTTPException(exc.status, f"{name}: {exc}") from None
-        stored.append((sha, size, name))
+        stored.append(("photo", sha, size, name, {}))
+    job_id = _new_job(state, "photos", vehicle_id,
+                      {"lat": lat, "lon": lon, "by": caller.name}, stored)
+    return {"job_id": job_id, "status": "queued", "photos": len(stored)}
+
+
+@api.post("/v1/uploads/videos", status_code=202)
+def upload_video(
+    state: State,
+    caller: Annotated[Caller, Depends(require("ingest"))],
+    video: Annotated[UploadFile, File(description="a dashcam or camera video")],
+    track: Annotated[UploadFile | None, File(description="its GPS track: GPX, NMEA or CSV")]
+    = None,
+    vehicle_id: Annotated[str | None, Form(max_length=200)] = None,
+    start: Annotated[datetime | None, Form(description="UTC time of the first frame")] = None,
+    gps_offset: Annotated[float, Form(description="seconds from video to GPS time")] = 0.0,
+    fps: Annotated[float, Form(gt=0, le=30)] = 2.0,
+) -> dict[str, Any]:
+    """A video, with the vehicle's GPS track for dashcam footage. Answered 202 with a job id
+    once the bytes and the job are stored."""
+    _check_queue(state)
+    if start is not None and start.tzinfo is None:
+        raise HTTPException(422, "start: give a time zone (e.g. 2026-05-12T08:00:00Z)")
+    stored: list[tuple[str, str, int, str, dict[str, Any]]] = []
+    name = video.filename or "video"
+    try:
+        sha, size = state.store.put(video.file, state.settings.max_upload_bytes)
+        seconds = check_video(state.store.path(sha), state.settings.max_video_seconds)
+        stored.append(("video", sha, size, name, {"seconds": seconds}))
+        if track is not None:
+            name = track.filename or "track"
+            suffix = Path(name).suffix.lower()
+            sha, size = state.store.put(track.file, state.settings.max_upload_bytes)
+            check_track(state.store.path(sha), suffix)
+            stored.append(("track", sha, size, name, {"suffix": suffix}))
+    except TooLarge as exc:
+        raise HTTPException(413, f"{name}: {exc}") from None
+    except UploadError as exc:
+        raise HTTPException(exc.status, f"{name}: {exc}") from None
+    params = {"fps": fps, "gps_offset": gps_offset, "by": caller.name,
+              "start": start.isoformat() if start else None}
+    return {"job_id": _new_job(state, "video", vehicle_id, params, stored), "status": "queued"}
+
+
+def _check_queue(state: State) -> None:
+    with state.sessions() as session:
+        queued = session.scalar(select(func.count()).where(Job.status == "queued")) or 0
+    if queued >= state.settings.queue_limit:
+        raise HTTPException(503, f"{queued} jobs are waiting; try again later",
+                            headers={"Retry-After": "30"})
+
+
+def _new_job(state: State, kind: str, vehicle_id: str | None, params: dict[str, Any],
+             stored: list[tuple[str, str, int, str, dict[str, Any]]]) -> str:
+    """The job and its uploads, in one transaction."""
     job_id = str(uuid.uuid4())
     with state.sessions() as session:
-        session.add(Job(id=job_id, kind="photos", source_kind="vehicle" if vehicle_id
-                        else "upload", source_id=vehicle_id or f"upload-{job_id[:8]}",
-                        params={"lat": lat, "lon": lon, "by": caller.name}))
+        session.add(Job(id=job_id, kind=kind, source_kind="vehicle" if vehicle_id else "upload",
+                        source_id=vehicle_id or f"upload-{job_id[:8]}", params=params))
         session.flush()
-        for sha, size, name in stored:
-            session.add(Upload(job_id=job_id, role="photo", sha256=sha, filename=name,
-                               bytes=size))
+        for role, sha, size, name, meta in stored:
+            session.add(Upload(job_id=job_id, role=role, sha256=sha, filename=name, bytes=size,
+                               meta=meta))
         session.commit()
-    return {"job_id": job_id, "status": "queued", "photos": len(stored)}
+    return job_id
 
 
 @api.get("/v1/jobs/{job_id}")

@@ -28,7 +28,8 @@ def create_app(settings: Settings) -> FastAPI:
                      registry=Registry(settings.registry or default_registry_root()),
                      store=Store(settings.data_dir / "uploads"),
                      evidence=settings.data_dir / "evidence", metrics=Metrics.create(sessions))
-    worker = Worker(Services(sessions, state.store, state.evidence, state.registry))
+    worker = Worker(Services(sessions, state.store, state.evidence, state.registry,
+                             state.metrics))
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None
     dispatcher = Dispatcher(sessions, settings.dispatch_url, secret, state.metrics,
                             poll_s=settings.dispatch_poll_s,

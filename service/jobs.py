@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from streetwatch.inference.cases import CaseBuilder, CaseCandidate, EvidenceStore, ModelRef, Source
 from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.gps import TrackError, read_track
 from streetwatch.inference.pipeline import run
 from streetwatch.inference.rules import RuleEngine
-from streetwatch.inference.sources import read_photo
+from streetwatch.inference.sources import SourceError, VideoSource, probe_video, read_photo
 from streetwatch.inference.types import Frame, Location
 from streetwatch.models.registry import Registry
 from streetwatch.service.db import AuditEntry, Case, Job, Upload, utcnow
+from streetwatch.service.state import Metrics
 from streetwatch.service.store import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,36 @@ def check_photo(path: Path, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
+def check_video(path: Path, max_seconds: float) -> float:
+    """Judge a stored file by its bytes: a decodable video no longer than ``max_seconds``.
+
+    Raises:
+        UploadError: 415 for something that is not a video, 413 for too long.
+    """
+    try:
+        info = probe_video(path)
+    except SourceError as exc:
+        message = str(exc).split(": ", 1)[-1]
+        raise UploadError(message, 415) from None
+    seconds = float(info.seconds)
+    if seconds > max_seconds:
+        raise UploadError(f"{seconds:.0f} s is longer than the limit of {max_seconds:.0f} s",
+                          413)
+    return seconds
+
+
+def check_track(path: Path, suffix: str) -> None:
+    """A GPS track that parses (GPX, NMEA or CSV by its original suffix).
+
+    Raises:
+        UploadError: 422 naming the line or point that is wrong.
+    """
+    try:
+        read_track(path, suffix=suffix)
+    except TrackError as exc:
+        raise UploadError(str(exc).replace(str(path), "track"), 422) from None
+
+
 @dataclass
 class Services:
     """What a worker needs from its app."""
@@ -80,6 +112,7 @@ class Services:
     store: Store
     evidence: Path
     registry: Registry
+    metrics: Metrics | None = None
     case_conf: float = 0.4
 
 
@@ -163,20 +196,45 @@ class Worker:
         builder = CaseBuilder(EvidenceStore(self.services.evidence),
                               ModelRef(name=info.name, version=info.version, sha256=info.sha256),
                               source)
-        rules = RuleEngine(None, default_confidence=self.services.case_conf, confirm_frames=1)
-        total, done = max(1, len(uploads)), [0]
+        video = next((u for u in uploads if u.role == "video"), None)
+        if video is None:
+            frames: Iterable[Frame] = self._photo_frames(uploads, params, source.id)
+            total, fps, photos = len(uploads), 1.0, True
+        else:
+            source_video = self._video(video, uploads, params, source.id)
+            frames, fps, photos = source_video, float(params.get("fps", 2.0)), False
+            total = int(source_video.info.seconds * fps) + 1
+        rules = RuleEngine(None, default_confidence=self.services.case_conf,
+                           confirm_frames=1 if photos else 3)
+        total, done = max(1, total), [0]
+        metrics = self.services.metrics
 
-        def progress(frames: int) -> None:
-            done[0] += frames
-            with self.services.sessions() as session:
-                session.execute(update(Job).where(Job.id == job_id)
-                                .values(progress=round(done[0] / total, 3)))
-                session.commit()
+        def progress(count: int) -> None:
+            done[0] += count
+            if metrics is not None:
+                metrics.frames.inc(count)
+            if done[0] % 10 == 0 or done[0] >= total:
+                with self.services.sessions() as session:
+                    session.execute(update(Job).where(Job.id == job_id)
+                                    .values(progress=round(min(1.0, done[0] / total), 3)))
+                    session.commit()
 
-        run(self._photo_frames(uploads, params, source.id), detector, rules, builder, fps=1.0,
-            single_frame=True, progress=progress)
+        run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
+            on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
         self._store_cases(job_id, builder.candidates)
         self._finish(job_id, "done")
+
+    def _video(self, video: Upload, uploads: list[Upload], params: dict[str, Any],
+               source_id: str) -> VideoSource:
+        track_upload = next((u for u in uploads if u.role == "track"), None)
+        track = None
+        if track_upload is not None:
+            track = read_track(self.services.store.path(track_upload.sha256),
+                               suffix=track_upload.meta.get("suffix"))
+        start = datetime.fromisoformat(params["start"]) if params.get("start") else None
+        return VideoSource(self.services.store.path(video.sha256), fps=params.get("fps", 2.0),
+                           start=start, track=track, offset_s=float(params.get("gps_offset", 0)),
+                           source_id=source_id)
 
     def _photo_frames(self, uploads: list[Upload], params: dict[str, Any],
                       source_id: str) -> Iterator[Frame]:

@@ -12,8 +12,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +20,13 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from fixed_onnx import anchor, fixed_model
+from service_helpers import job_done, keys, service_settings, wait_until
 
-from streetwatch.models.registry import ModelCard, Registry
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.app import create_app
-from streetwatch.service.auth import create_key
-from streetwatch.service.settings import Settings
 
 SECRET = "s3cret-for-tests"
 LOCK = TAXONOMY.by_key("ground_lock").id
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 class FakeDispatch:
@@ -86,23 +73,12 @@ def port() -> int:
 
 @pytest.fixture
 def client(tmp_path: Path, port: int) -> Iterator[TestClient]:
-    registry = Registry(tmp_path / "registry")
-    model = fixed_model(tmp_path / "lock.onnx", [anchor(32, 40, 16, 8, LOCK, 0.8)])
-    registry.register(ModelCard(name="fixed", version="1", created_at=datetime.now(UTC),
-                                taxonomy_version=TAXONOMY.version, classes=TAXONOMY.keys,
-                                imgsz=64, artefacts={}), {"onnx": model})
-    registry.promote("fixed:1", by="test")
-    settings = Settings.from_env(
-        {}, data_dir=tmp_path / "data", registry=registry.root,
-        dispatch_url=f"http://127.0.0.1:{port}/cases", dispatch_secret=SECRET,
-        dispatch_poll_s=0.05, dispatch_backoff_s=0.1, public_url="https://sw.example.cn")
+    settings = service_settings(
+        tmp_path, "ground_lock", dispatch_url=f"http://127.0.0.1:{port}/cases",
+        dispatch_secret=SECRET, dispatch_poll_s=0.05, dispatch_backoff_s=0.1,
+        public_url="https://sw.example.cn")
     with TestClient(create_app(settings)) as client:
         yield client
-
-
-def keys(client: TestClient, role: str) -> dict[str, str]:
-    with client.app.state.sw.sessions() as session:  # type: ignore[attr-defined]
-        return {"Authorization": f"Bearer {create_key(session, role, f'{role}-li')}"}
 
 
 def pending_cases(client: TestClient, photos: int) -> list[dict[str, Any]]:
@@ -111,9 +87,8 @@ def pending_cases(client: TestClient, photos: int) -> list[dict[str, Any]]:
     files = [("files", (f"p{i}.jpg", io.BytesIO(data.tobytes()), "image/jpeg"))
              for i in range(photos)]
     job = client.post("/v1/uploads/photos", headers=keys(client, "ingest"), files=files).json()
-    reviewer = keys(client, "reviewer")
-    assert wait_until(lambda: client.get(f"/v1/jobs/{job['job_id']}",
-                                         headers=reviewer).json()["status"] == "done")
+    reviewer = keys(client, "reviewer", "reviewer-li")
+    assert wait_until(lambda: job_done(client, job["job_id"], reviewer))
     items: list[dict[str, Any]] = client.get("/v1/cases", headers=reviewer).json()["items"]
     return items
 
@@ -128,7 +103,7 @@ def test_confirmed_cases_reach_dispatch_once_even_after_an_outage(
         client: TestClient, port: int) -> None:
     cases = pending_cases(client, photos=3)  # no place: three separate cases
     assert len(cases) == 3
-    reviewer = keys(client, "reviewer")
+    reviewer = keys(client, "reviewer", "reviewer-li")
     time.sleep(0.5)  # the dispatch system is down: connection refused, retried
     for case in cases[:2]:
         response = client.post(f"/v1/cases/{case['id']}/review", headers=reviewer,
@@ -166,7 +141,7 @@ def test_confirmed_cases_reach_dispatch_once_even_after_an_outage(
 
 def test_signed_callbacks_move_cases_and_unsigned_ones_do_not(client: TestClient) -> None:
     (case,) = pending_cases(client, photos=1)
-    reviewer = keys(client, "reviewer")
+    reviewer = keys(client, "reviewer", "reviewer-li")
     client.post(f"/v1/cases/{case['id']}/review", headers=reviewer, json={"action": "confirm"})
     body, headers = signed({"case_id": case["id"], "status": "closed", "note": "removed"})
     forged = client.post("/v1/dispatch/callbacks", content=body,
@@ -181,7 +156,7 @@ def test_signed_callbacks_move_cases_and_unsigned_ones_do_not(client: TestClient
 
 def test_review_rules(client: TestClient) -> None:
     first, second = pending_cases(client, photos=2)
-    reviewer = keys(client, "reviewer")
+    reviewer = keys(client, "reviewer", "reviewer-li")
 
     def review(case: dict[str, Any], **body: Any) -> Any:
         return client.post(f"/v1/cases/{case['id']}/review", headers=reviewer, json=body)

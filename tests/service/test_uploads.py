@@ -6,35 +6,22 @@ from __future__ import annotations
 import hashlib
 import io
 import struct
-import time
 import zlib
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from fixed_onnx import anchor, fixed_model
+from service_helpers import keys, service_settings, wait_until
 
-from streetwatch.models.registry import ModelCard, Registry
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.app import create_app
-from streetwatch.service.auth import create_key
 from streetwatch.service.db import Job, open_database
 from streetwatch.service.settings import Settings
 
 AD = TAXONOMY.by_key("unauthorized_ad").id
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def jpeg(shade: int) -> bytes:
@@ -55,24 +42,13 @@ def png_header_only(width: int, height: int) -> bytes:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    registry = Registry(tmp_path / "registry")
-    model = fixed_model(tmp_path / "ad.onnx", [anchor(32, 40, 16, 8, AD, 0.8)])
-    registry.register(ModelCard(name="fixed", version="1", created_at=datetime.now(UTC),
-                                taxonomy_version=TAXONOMY.version, classes=TAXONOMY.keys,
-                                imgsz=64, artefacts={}), {"onnx": model})
-    registry.promote("fixed:1", by="test")
-    return Settings.from_env({}, data_dir=tmp_path / "data", registry=registry.root)
+    return service_settings(tmp_path, "unauthorized_ad")
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         yield client
-
-
-def keys(client: TestClient, role: str) -> dict[str, str]:
-    with client.app.state.sw.sessions() as session:  # type: ignore[attr-defined]
-        return {"Authorization": f"Bearer {create_key(session, role, role)}"}
 
 
 def upload(client: TestClient, *files: tuple[str, bytes], **form: str) -> dict[str, object]:
