@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from streetwatch.models.files import validation_message
 from streetwatch.models.taxonomy import TAXONOMY
@@ -131,26 +136,99 @@ def get_job(job_id: str, state: State,
                 "cases": cases, "created_at": job.created_at.isoformat()}
 
 
+@dataclass
+class CaseFilter:
+    """Query parameters that narrow the case list (all optional, combined with AND)."""
+
+    status: str | None = None
+    category: str | None = None
+    source_kind: Literal["camera", "vehicle", "upload"] | None = None
+    source_id: str | None = None
+    grid_cell: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        for column, value in ((Case.status, self.status), (Case.category, self.category),
+                              (Case.source_kind, self.source_kind),
+                              (Case.source_id, self.source_id),
+                              (Case.grid_cell, self.grid_cell)):
+            if value is not None:
+                query = query.where(column == value)
+        for bound in (self.since, self.until):
+            if bound is not None and bound.tzinfo is None:
+                raise HTTPException(422, "since/until: give a time zone (...Z or +08:00)")
+        if self.since is not None:
+            query = query.where(Case.last_seen >= self.since)
+        if self.until is not None:
+            query = query.where(Case.first_seen < self.until)
+        return query
+
+
 @api.get("/v1/cases")
 def list_cases(
     state: State,
     _caller: Annotated[Caller, Depends(require("reviewer"))],
-    status: str | None = None, category: str | None = None,
-    source_id: str | None = None,
+    filters: Annotated[CaseFilter, Depends()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """Cases, newest first, filtered and paginated."""
-    query = select(Case)
-    for column, value in ((Case.status, status), (Case.category, category),
-                          (Case.source_id, source_id)):
-        if value is not None:
-            query = query.where(column == value)
+    query = filters.apply(select(Case))
     with state.sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(query.order_by(Case.first_seen.desc(), Case.id)
                                .limit(limit).offset(offset))
         return {"total": total, "items": [_case_json(c) for c in rows]}
+
+
+EXPORT_COLUMNS = ("id", "status", "category", "dispatch_code", "source_kind", "source_id",
+                  "first_seen", "last_seen", "lat", "lon", "grid_cell", "confidence", "rule",
+                  "reject_reason", "evidence_sha256")
+
+
+@api.get("/v1/cases.{fmt}")
+def export_cases(
+    fmt: Literal["csv", "jsonl"],
+    state: State,
+    _caller: Annotated[Caller, Depends(require("reviewer"))],
+    filters: Annotated[CaseFilter, Depends()],
+) -> StreamingResponse:
+    """Every case the filters select, as CSV or JSON lines, streamed in pages."""
+    query = filters.apply(select(Case)).order_by(Case.first_seen, Case.id)
+
+    def rows() -> Iterator[str]:
+        if fmt == "csv":
+            yield _csv_line(EXPORT_COLUMNS)
+        offset = 0
+        while True:
+            with state.sessions() as session:
+                page = list(session.scalars(query.limit(500).offset(offset)))
+                for case in page:
+                    if fmt == "jsonl":
+                        yield json.dumps(_case_json(case), ensure_ascii=False) + "\n"
+                    else:
+                        yield _csv_line([_export_value(case, c) for c in EXPORT_COLUMNS])
+            if len(page) < 500:
+                return
+            offset += 500
+
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    return StreamingResponse(rows(), media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="cases.{fmt}"'})
+
+
+def _export_value(case: Case, column: str) -> Any:
+    if column == "evidence_sha256":
+        return " ".join(e["sha256"] for e in case.evidence)
+    value = getattr(case, column)
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _csv_line(values: Any) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
 
 
 @api.get("/v1/cases/{case_id}")

@@ -8,13 +8,14 @@ import io
 import struct
 import zlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import keys, service_settings, wait_until
+from service_helpers import job_done, keys, service_settings, wait_until
 
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.app import create_app
@@ -143,3 +144,23 @@ def test_a_restart_resumes_the_job_without_duplicates(settings: Settings) -> Non
 
             assert wait_until(done)
             assert client.get("/v1/cases", headers=reviewer).json()["total"] == 1
+
+
+def test_cases_filter_and_export(client: TestClient) -> None:
+    reviewer = keys(client, "reviewer")
+    for lat in ("30.25", "30.30"):  # two places: two cases
+        job_id = str(upload(client, ("a.jpg", jpeg(40)), lat=lat, lon="120.15",
+                            vehicle_id="v7")["job_id"])
+        assert wait_until(partial(job_done, client, job_id, reviewer))
+    listed = client.get("/v1/cases", headers=reviewer,
+                        params={"source_kind": "vehicle", "source_id": "v7"}).json()
+    assert listed["total"] == 2
+    assert client.get("/v1/cases", headers=reviewer,
+                      params={"since": "2999-01-01T00:00:00Z"}).json()["total"] == 0
+    naive = client.get("/v1/cases", headers=reviewer, params={"until": "2026-01-01T00:00:00"})
+    assert naive.status_code == 422 and "time zone" in naive.json()["error"]
+    csv_text = client.get("/v1/cases.csv", headers=reviewer).text.splitlines()
+    assert csv_text[0].startswith("id,status,category") and len(csv_text) == 3
+    lines = client.get("/v1/cases.jsonl", headers=reviewer,
+                       params={"category": "unauthorized_ad"}).text.splitlines()
+    assert len(lines) == 2 and all('"category": "unauthorized_ad"' in line for line in lines)
