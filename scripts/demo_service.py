@@ -1,0 +1,82 @@
+"""The demo's last act: start the service on the shipped model with an embedded SQLite
+database, feed it the generated dashcam drive (with its GPS track) and a few generated
+street photos, wait for the jobs, and show the case candidates it found.
+
+    .venv/bin/python scripts/demo_service.py demo-out
+
+Leaves the database in OUT/service (restart with the command it prints).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-out").resolve()
+    data = out / "service"
+    env = {**os.environ, "STREETWATCH_DATA_DIR": str(data)}
+    sw = str(Path(sys.executable).with_name("streetwatch"))
+    key = subprocess.run([sw, "keys", "create", "--role", "admin", "--name", "demo"], env=env,
+                         check=True, capture_output=True, text=True).stdout.strip()
+    port = free_port()
+    server = subprocess.Popen([sw, "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
+            for _ in range(100):
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            print("service ready:", client.get("/readyz").json())
+            drive = out / "drive"
+            with (drive / "video.mp4").open("rb") as video, \
+                    (drive / "track.gpx").open("rb") as track:
+                jobs = [client.post("/v1/uploads/videos", data={"vehicle_id": "patrol-demo",
+                                                                "fps": "5"},
+                                    files={"video": ("drive.mp4", video, "video/mp4"),
+                                           "track": ("track.gpx", track, "application/gpx")}
+                                    ).json()["job_id"]]
+            photos = sorted((out / "synth-ds" / "images" / "train").glob("*.jpg"))[:8]
+            files = [("files", (p.name, p.read_bytes(), "image/jpeg")) for p in photos]
+            jobs.append(client.post("/v1/uploads/photos", files=files,
+                                    data={"lat": "30.2458", "lon": "120.1459"}).json()["job_id"])
+            for job_id in jobs:
+                while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] in (
+                        "queued", "running"):
+                    time.sleep(0.5)
+                print(f"job {job['kind']}: {job['status']}, {job['cases']} case candidate(s)"
+                      + (f" ({job['error']})" if job["error"] else ""))
+            cases = client.get("/v1/cases", params={"limit": 10}).json()
+            print(f"{cases['total']} case candidate(s) waiting for review:")
+            for case in cases["items"]:
+                place = case["location"] or {}
+                print(f"  {case['category']:<16} {case['confidence']:.2f}  "
+                      f"{place.get('lat', '-')}, {place.get('lon', '-')}  {case['rule']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    print(f"\nThe database is in {data}. Serve it again with:\n"
+          f"  STREETWATCH_DATA_DIR={data} .venv/bin/streetwatch serve\n"
+          f"and call the API (http://127.0.0.1:8000/docs) with this admin key:\n  {key}")
+
+
+if __name__ == "__main__":
+    main()
