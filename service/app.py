@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from streetwatch.models.registry import Registry, default_registry_root
 from streetwatch.service.api import api
+from streetwatch.service.cameras_api import cameras, resume
 from streetwatch.service.db import open_database
 from streetwatch.service.dispatch import Dispatcher
 from streetwatch.service.health import health
@@ -18,6 +19,7 @@ from streetwatch.service.jobs import Services, Worker
 from streetwatch.service.settings import Settings
 from streetwatch.service.state import AppState, Metrics
 from streetwatch.service.store import Store
+from streetwatch.service.streams import StreamWorkers
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -36,12 +38,16 @@ def create_app(settings: Settings) -> FastAPI:
                             backoff_s=settings.dispatch_backoff_s) \
         if settings.dispatch_url and secret else None
 
+    streams = StreamWorkers(worker)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker.start()
         if dispatcher is not None:
             dispatcher.start()
+        resume(state, streams)
         yield
+        streams.stop_all()
         if dispatcher is not None:
             dispatcher.stop()
         worker.stop()
@@ -49,6 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="streetwatch", version="1", lifespan=lifespan)
     app.state.sw = state
+    app.state.streams = streams
 
     @app.exception_handler(HTTPException)
     async def _json_error(_request: Request, exc: HTTPException) -> JSONResponse:
@@ -57,4 +64,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(health)
     app.include_router(api)
+    app.include_router(cameras)
     return app

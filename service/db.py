@@ -131,6 +131,21 @@ class OutboxEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
 
 
+class CameraRow(Base):
+    """A fixed camera: its configuration (the camera YAML's content, checked by
+    ``inference.camera.Camera``), its stream URL, and whether its worker should run."""
+
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    url: Mapped[str | None] = mapped_column(String(500), default=None)
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fps: Mapped[float] = mapped_column(Float, default=1.0)
+    running: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 
 

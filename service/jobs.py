@@ -248,18 +248,28 @@ class Worker:
             yield Frame(source_id, index, captured, image, location or given)
 
     def _store_cases(self, job_id: str, candidates: list[CaseCandidate]) -> None:
-        with self.services.sessions() as session:
-            for candidate in candidates:
-                if session.get(Case, candidate.id) is not None:
-                    continue  # stored by an earlier, interrupted run of this job
-                session.add(case_row(candidate, job_id))
-                session.flush()  # the case row before its audit row (foreign key)
-                session.add(AuditEntry(case_id=candidate.id, who="streetwatch",
-                                       to_status="pending_review", why=candidate.rule))
-            session.commit()
+        store_cases(self.services.sessions, job_id, candidates)
 
 
-def case_row(candidate: CaseCandidate, job_id: str) -> Case:
+def store_cases(sessions: sessionmaker[Session], job_id: str | None,
+                candidates: list[CaseCandidate], *, update: bool = False) -> None:
+    """Store new candidates as cases (skipping ids already stored: a rerun adds nothing);
+    with ``update``, extend stored ones (a later sighting merged into them)."""
+    with sessions() as session:
+        for candidate in candidates:
+            stored = session.get(Case, candidate.id)
+            if stored is not None:
+                if update:
+                    stored.last_seen = max(stored.last_seen, candidate.last_seen)
+                continue
+            session.add(case_row(candidate, job_id))
+            session.flush()  # the case row before its audit row (foreign key)
+            session.add(AuditEntry(case_id=candidate.id, who="streetwatch",
+                                   to_status="pending_review", why=candidate.rule))
+        session.commit()
+
+
+def case_row(candidate: CaseCandidate, job_id: str | None) -> Case:
     """The database row of a candidate."""
     location = candidate.location
     return Case(

@@ -39,11 +39,19 @@ def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -
 def test_the_database_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sw.db'}"
     engine, _ = open_database(url)
-    assert {"api_keys", "jobs", "uploads", "cases", "audit", "outbox"} <= set(
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from streetwatch.service.db import MIGRATIONS
+
+    assert {"api_keys", "jobs", "uploads", "cases", "audit", "outbox", "cameras"} <= set(
         inspect(engine).get_table_names())
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(config).get_current_head()
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() \
-            == "0001"
+            == head
     engine.dispose()
     engine, _ = open_database(url)  # again: nothing to do, nothing breaks
     engine.dispose()

@@ -1,0 +1,121 @@
+"""Camera stream workers: one thread per running camera, reading its stream through the
+detection pipeline with the camera's zones and rules, and storing cases as they fire."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from streetwatch.inference.camera import Camera
+from streetwatch.inference.cases import (
+    CaseBuilder,
+    CaseCandidate,
+    EvidenceStore,
+    ModelRef,
+    Place,
+    Source,
+)
+from streetwatch.inference.pipeline import run
+from streetwatch.inference.rules import Firing, RuleEngine
+from streetwatch.inference.sources import StreamSource
+from streetwatch.inference.types import Frame
+from streetwatch.service.jobs import Worker, store_cases
+
+log = logging.getLogger(__name__)
+
+
+class _StoringBuilder(CaseBuilder):
+    """A case builder that writes each new candidate at once (a stream has no end to wait
+    for) and extends the stored case when a firing merges into it."""
+
+    def __init__(self, store: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._store = store
+
+    def add(self, firing: Firing, best: Frame) -> CaseCandidate | None:
+        candidate = super().add(firing, best)
+        if candidate is not None:
+            self._store([candidate])
+        else:
+            merged = next(c for c in self.candidates if firing.track.tracker_id in c.tracks)
+            self._store([merged], update=True)
+        return candidate
+
+
+class CameraWorker:
+    """Runs one camera's stream until stopped."""
+
+    def __init__(self, camera_id: str, url: str, fps: float, config: dict[str, Any],
+                 jobs: Worker) -> None:
+        self.camera = Camera.model_validate({**config, "id": camera_id})
+        self.url, self.fps, self.jobs = url, fps, jobs
+        self.stream = StreamSource(url, fps=fps, source_id=camera_id)
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name=f"camera {camera_id}",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stream.stop()
+        self._thread.join(timeout=30)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            _ref, detector = self.jobs.detector()
+            info = detector.info
+            services = self.jobs.services
+            location = self.camera.location
+            builder = _StoringBuilder(
+                lambda cases, update=False: store_cases(services.sessions, None, cases,
+                                                        update=update),
+                evidence=EvidenceStore(services.evidence),
+                model=ModelRef(name=info.name, version=info.version, sha256=info.sha256),
+                source=Source(kind="camera", id=self.camera.id),
+                fixed_location=Place(lat=location.lat, lon=location.lon) if location else None)
+            metrics = services.metrics
+            run(self.stream, detector, RuleEngine(self.camera), builder, fps=self.fps,
+                progress=metrics.frames.inc if metrics else lambda n: None,
+                on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
+        except Exception as exc:  # report it on the camera; never take the service down
+            log.exception("camera %s stopped", self.camera.id)
+            self.error = str(exc)
+
+
+class StreamWorkers:
+    """The running camera workers of one app."""
+
+    def __init__(self, jobs: Worker) -> None:
+        self.jobs = jobs
+        self.workers: dict[str, CameraWorker] = {}
+
+    def start(self, camera_id: str, url: str, fps: float, config: dict[str, Any]) -> None:
+        self.stop(camera_id)
+        worker = CameraWorker(camera_id, url, fps, config, self.jobs)
+        worker.start()
+        self.workers[camera_id] = worker
+
+    def stop(self, camera_id: str) -> None:
+        worker = self.workers.pop(camera_id, None)
+        if worker is not None:
+            worker.stop()
+
+    def stop_all(self) -> None:
+        for camera_id in list(self.workers):
+            self.stop(camera_id)
+
+    def status(self, camera_id: str) -> dict[str, Any]:
+        worker = self.workers.get(camera_id)
+        if worker is None:
+            return {"worker": "stopped"}
+        return {"worker": "running" if worker.alive else "failed", "error": worker.error,
+                "reconnects": worker.stream.reconnects, "dropped": worker.stream.dropped}
+
+
+

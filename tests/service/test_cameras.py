@@ -1,0 +1,84 @@
+"""Cameras over the API: zones and rules checked like a YAML file, and a stream worker that
+turns a live stream into cases as they fire."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from service_helpers import keys, service_settings, wait_until
+
+from streetwatch.service.app import create_app
+
+ZONE = {"name": "hatched", "type": "no_parking",
+        "points": [[0.3, 0.6], [0.7, 0.6], [0.7, 0.9], [0.3, 0.9]]}
+
+
+@pytest.fixture
+def stream_url(tmp_path: Path) -> Iterator[str]:
+    writer = cv2.VideoWriter(str(tmp_path / "live.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 10,
+                             (160, 120))
+    for i in range(30):
+        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
+    writer.release()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/live.mp4"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(service_settings(tmp_path, "ground_lock"))) as client:
+        yield client
+
+
+@pytest.mark.timeout(60)
+def test_a_running_camera_stores_cases_as_they_fire(client: TestClient,
+                                                    stream_url: str) -> None:
+    admin = keys(client, "admin")
+    config = {"location": {"lat": 30.25, "lon": 120.15}, "zones": [ZONE],
+              "rules": {"dwell": [{"class": "ground_lock", "seconds": 0}]}}
+    created = client.post("/v1/cameras", headers=admin,
+                          json={"id": "cam-1", "url": stream_url, "fps": 5, "config": config})
+    assert created.status_code == 201 and created.json()["worker"] == "stopped"
+    assert client.post("/v1/cameras/cam-1/start", headers=admin).json()["worker"] == "running"
+
+    def stored() -> bool:
+        return bool(client.get("/v1/cases", headers=admin).json()["total"] >= 1)
+
+    assert wait_until(stored)
+    (case, *_) = client.get("/v1/cases", headers=admin).json()["items"]
+    assert case["source"] == {"kind": "camera", "id": "cam-1"}
+    assert case["location"] == {"lat": 30.25, "lon": 120.15}
+    stopped = client.post("/v1/cameras/cam-1/stop", headers=admin).json()
+    assert stopped["running"] is False and stopped["worker"] == "stopped"
+    assert client.delete("/v1/cameras/cam-1", headers=admin).status_code == 204
+    assert client.get("/v1/cameras/cam-1", headers=admin).status_code == 404
+
+
+def test_camera_configs_are_checked(client: TestClient) -> None:
+    admin = keys(client, "admin")
+    bad_zone = {**ZONE, "points": [[0, 0], [2, 0], [1, 1]]}
+    refused = client.post("/v1/cameras", headers=admin,
+                          json={"id": "c2", "config": {"zones": [bad_zone]}})
+    assert refused.status_code == 422 and "key 'zones.0.points'" in refused.json()["error"]
+    assert client.post("/v1/cameras", headers=admin, json={"id": "c2"}).status_code == 201
+    assert client.post("/v1/cameras", headers=admin, json={"id": "c2"}).status_code == 409
+    no_url = client.post("/v1/cameras/c2/start", headers=admin)
+    assert no_url.status_code == 422 and "no stream url" in no_url.json()["error"]
+    changed = client.put("/v1/cameras/c2", headers=admin,
+                         json={"fps": 2, "config": {"timezone": "Asia/Urumqi"}}).json()
+    assert changed["config"]["timezone"] == "Asia/Urumqi" and changed["fps"] == 2
+    assert client.post("/v1/cameras", headers=keys(client, "reviewer"),
+                       json={"id": "c3"}).status_code == 403
