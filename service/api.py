@@ -118,6 +118,7 @@ def _new_job(state: State, kind: str, vehicle_id: str | None, params: dict[str, 
             session.add(Upload(job_id=job_id, role=role, sha256=sha, filename=name, bytes=size,
                                meta=meta))
         session.commit()
+    state.wake_worker()
     return job_id
 
 

@@ -38,6 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
                             backoff_s=settings.dispatch_backoff_s) \
         if settings.dispatch_url and secret else None
 
+    state.wake_worker = worker.notify
     streams = StreamWorkers(worker)
 
     @asynccontextmanager

@@ -123,6 +123,7 @@ class Worker:
         self.services = services
         self.poll_s = poll_s
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="jobs", daemon=True)
         self._detector: tuple[str, Detector] | None = None
 
@@ -137,13 +138,19 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=30)
+
+    def notify(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             job_id = self._claim()
             if job_id is None:
-                self._stop.wait(self.poll_s)
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
                 continue
             try:
                 self._process(job_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,6 +64,10 @@ class _CaseCollector:
         yield family
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -71,6 +76,7 @@ class AppState:
     store: Store
     evidence: Path
     metrics: Metrics
+    wake_worker: Callable[[], None] = _nothing
 
 
 def get_state(request: Request) -> AppState:

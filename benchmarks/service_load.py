@@ -1,0 +1,126 @@
+"""Service throughput under concurrent uploads, against the bare detector on the same images.
+
+    .venv/bin/python benchmarks/service_load.py [--uploaders 4] [--photos 48] [--model NAME:VERSION]
+
+Starts ``streetwatch serve`` on a temporary SQLite database with the promoted (or given)
+model, has K threads upload generated 1280x720 street photos one per request, and waits for
+every job. Prints photos per second end to end (upload, store, queue, detect, write cases)
+against the bare ``Detector`` on the same decoded images, measured in the same run, and the
+p50/p95 latency from upload to job done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+
+from streetwatch.datasets.synth.generate import generate_image
+from streetwatch.inference.detector import Detector
+from streetwatch.models.registry import Registry, default_registry_root
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def bare_rate(detector: Detector, jpegs: list[bytes]) -> float:
+    """Photos per second of decode + detect, one at a time."""
+    detector([np.asarray(cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR))])
+    started = time.perf_counter()
+    for data in jpegs:  # decode included: the service decodes too
+        detector([np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))])
+    return len(jpegs) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uploaders", type=int, default=4)
+    parser.add_argument("--photos", type=int, default=48)
+    parser.add_argument("--model", help="NAME:VERSION (default: the promoted model)")
+    args = parser.parse_args()
+
+    registry = Registry(Path(os.environ.get("STREETWATCH_REGISTRY", default_registry_root())))
+    ref = args.model or registry.promoted()
+    assert ref, f"no model promoted in {registry.root}"
+    card = registry.card(ref)
+    images = [generate_image(1000 + i, "dashcam" if i % 2 else "cctv", (1280, 720)).image
+              for i in range(args.photos)]
+    jpegs = [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+             for image in images]
+
+    bare = bare_rate(Detector.open(registry.artefact_path(card, "onnx"), card), jpegs)
+
+    with tempfile.TemporaryDirectory(prefix="sw-load-") as tmp:
+        env = {**os.environ, "STREETWATCH_DATA_DIR": tmp,
+               "STREETWATCH_REGISTRY": str(registry.root),
+               "STREETWATCH_QUEUE_LIMIT": str(args.photos + 1)}
+        sw = str(Path(sys.executable).with_name("streetwatch"))
+        key = subprocess.run([sw, "keys", "create", "--role", "admin"], env=env, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        port = free_port()
+        server = subprocess.Popen([sw, "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
+        latencies: list[float] = []
+        try:
+            with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+                while True:
+                    try:
+                        client.get("/healthz")
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.2)
+                if client.get("/readyz").status_code != 200:
+                    raise SystemExit(f"service not ready: {client.get('/readyz').json()}")
+
+            def uploader(share: list[bytes]) -> None:
+                with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+                    for data in share:
+                        sent = time.perf_counter()
+                        job = client.post("/v1/uploads/photos", files=[
+                            ("files", ("p.jpg", data, "image/jpeg"))]).json()["job_id"]
+                        while client.get(f"/v1/jobs/{job}").json()["status"] in (
+                                "queued", "running"):
+                            time.sleep(0.02)
+                        latencies.append(time.perf_counter() - sent)
+
+            started = time.perf_counter()
+            threads = [threading.Thread(target=uploader, args=(jpegs[k::args.uploaders],))
+                       for k in range(args.uploaders)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            served = args.photos / (time.perf_counter() - started)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"model {ref}, {args.photos} photos 1280x720, {args.uploaders} concurrent uploaders")
+    report(bare, served, latencies)
+
+
+def report(bare: float, served: float, latencies: list[float]) -> None:
+    latencies = sorted(latencies)
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
+    print(f"  bare detector (decode + detect): {bare:.2f} photos/s")
+    print(f"  service end to end:              {served:.2f} photos/s = {served / bare:.2f}x bare")
+    print(f"  latency upload -> job done: p50 {statistics.median(latencies):.2f} s, "
+          f"p95 {p95:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
