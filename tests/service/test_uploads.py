@@ -164,3 +164,12 @@ def test_cases_filter_and_export(client: TestClient) -> None:
     lines = client.get("/v1/cases.jsonl", headers=reviewer,
                        params={"category": "unauthorized_ad"}).text.splitlines()
     assert len(lines) == 2 and all('"category": "unauthorized_ad"' in line for line in lines)
+
+
+def test_malformed_requests_say_which_field(client: TestClient) -> None:
+    response = client.post("/v1/uploads/photos", headers=keys(client, "ingest"),
+                           data={"lat": "north"},
+                           files=[("files", ("a.jpg", io.BytesIO(jpeg(3)), "image/jpeg"))])
+    assert response.status_code == 422 and response.json()["error"].startswith("body.lat:")
+    missing = client.post("/v1/uploads/photos", headers=keys(client, "ingest"))
+    assert missing.status_code == 422 and "files" in missing.json()["error"]
