@@ -17,6 +17,8 @@ from streetwatch.service.db import open_database
 from streetwatch.service.dispatch import Dispatcher
 from streetwatch.service.health import health
 from streetwatch.service.jobs import Services, Worker
+from streetwatch.service.review_page import review_page
+from streetwatch.service.session import session_secret
 from streetwatch.service.settings import Settings
 from streetwatch.service.state import AppState, Metrics
 from streetwatch.service.store import Store
@@ -30,7 +32,8 @@ def create_app(settings: Settings) -> FastAPI:
     state = AppState(settings=settings, sessions=sessions,
                      registry=Registry(settings.registry or default_registry_root()),
                      store=Store(settings.data_dir / "uploads"),
-                     evidence=settings.data_dir / "evidence", metrics=Metrics.create(sessions))
+                     evidence=settings.data_dir / "evidence", metrics=Metrics.create(sessions),
+                     session_secret=session_secret(settings.data_dir))
     worker = Worker(Services(sessions, state.store, state.evidence, state.registry,
                              state.metrics))
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None
@@ -74,4 +77,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health)
     app.include_router(api)
     app.include_router(cameras)
+    app.include_router(review_page)
     return app

@@ -13,6 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from streetwatch.service.db import ApiKey
+from streetwatch.service.session import COOKIE
+from streetwatch.service.session import check as check_session
 
 ROLES = ("ingest", "reviewer", "admin")
 KEY_PREFIX = "sw_"
@@ -61,12 +63,19 @@ def require(*roles: str) -> Callable[..., Caller]:
         header = request.headers.get("authorization", "")
         key = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") \
             else request.headers.get("x-api-key", "")
-        if not key:
-            raise HTTPException(401, "an API key is required (Authorization: Bearer KEY)")
-        with request.app.state.sw.sessions() as session:
-            record = lookup(session, key)
+        state = request.app.state.sw
+        cookie = request.cookies.get(COOKIE)
+        with state.sessions() as session:
+            if key:
+                record = lookup(session, key)
+            elif cookie and (key_id := check_session(state.session_secret, cookie)):
+                record = session.get(ApiKey, key_id)
+                record = None if record is None or record.revoked_at else record
+            else:
+                raise HTTPException(401, "an API key is required (Authorization: Bearer KEY)"
+                                    " or a session (sign in on /review)")
         if record is None:
-            raise HTTPException(401, "unknown or revoked API key")
+            raise HTTPException(401, "unknown or revoked API key, or an expired session")
         if not any(allows(record.role, role) for role in roles):
             raise HTTPException(403, f"this endpoint needs the {' or '.join(roles)} role; the "
                                 f"key has {record.role!r}")

@@ -33,6 +33,10 @@ from streetwatch.service.store import Store
 
 log = logging.getLogger(__name__)
 PHOTO_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
+OPEN_FORMATS = ["JPEG", "PNG", "WEBP", "BMP", "TIFF"]  # the decoders (MPO opens as JPEG)
+# The first bytes of those formats (WEBP is RIFF....WEBP): a file is judged by them, not
+# by its name, before any decoder (or a plugin another library registered) sees it.
+_PHOTO_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*")
 
 
 class UploadError(ValueError):
@@ -55,8 +59,13 @@ def check_photo(path: Path, max_pixels: int) -> tuple[int, int]:
 
     if path.stat().st_size == 0:
         raise UploadError("the file is empty", 422)
+    with path.open("rb") as handle:
+        head = handle.read(12)
+    if not any(head.startswith(magic) for magic in _PHOTO_MAGIC) \
+            and not (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        raise UploadError("not an image (judged by its content)", 415)
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=OPEN_FORMATS) as image:
             kind, (width, height) = image.format, image.size
             if kind not in PHOTO_FORMATS:
                 raise UploadError(f"{kind} images are not accepted", 415)

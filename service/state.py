@@ -76,6 +76,7 @@ class AppState:
     store: Store
     evidence: Path
     metrics: Metrics
+    session_secret: bytes = b""
     wake_worker: Callable[[], None] = _nothing
 
 

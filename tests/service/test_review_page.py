@@ -1,0 +1,127 @@
+"""The reviewer page in a real headless Chromium: sign in with a key, review from the
+keyboard (A confirms, R + number rejects with a reason, C + number changes the class,
+arrows move), counters follow, and the page speaks Chinese by default."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from service_helpers import job_done, keys, service_settings, wait_until
+
+from streetwatch.service.app import create_app
+
+
+def browser_binaries() -> tuple[str, str]:
+    """Debian's chromium and chromedriver; installed when this runs as root with apt."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if (not chromium or not driver) and shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"],
+                       check=False, capture_output=True, timeout=600)
+        chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("needs Debian's chromium and chromium-driver (apt-get install chromium "
+                    "chromium-driver), which could not be installed here")
+    return chromium, driver
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
+    """The service on a real port (a browser needs one), with two pending cases."""
+    import uvicorn
+
+    app = create_app(service_settings(tmp_path, "ground_lock"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    assert wait_until(lambda: server.started)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    client = TestClient(app)
+    ok, data = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
+    assert ok
+    ingest = keys(client, "ingest")
+    job = client.post("/v1/uploads/photos", headers=ingest, files=[
+        ("files", (f"p{i}.jpg", io.BytesIO(data.tobytes()), "image/jpeg")) for i in range(2)
+    ]).json()
+    reviewer = keys(client, "reviewer")
+    assert wait_until(lambda: job_done(client, job["job_id"], reviewer))
+    try:
+        yield f"http://127.0.0.1:{port}", client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_a_reviewer_works_through_the_queue_from_the_keyboard(
+        served: tuple[str, TestClient]) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    chromium, driver_path = browser_binaries()
+    base, client = served
+    key = keys(client, "reviewer", "王审核")["Authorization"].removeprefix("Bearer ")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        driver.get(f"{base}/review")
+        find = driver.find_element
+
+        def text(element_id: str) -> str:
+            return str(find(By.ID, element_id).text)
+
+        assert wait_until(lambda: find(By.ID, "login").is_displayed())
+        assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+        find(By.ID, "key").send_keys(key + Keys.ENTER)
+        assert wait_until(lambda: text("count-pending") == "待审核 2")
+        assert text("who") == "王审核" and text("current-category") == "私装地锁"
+        image: Any = driver.execute_script(
+            "return document.getElementById('annotated').naturalWidth")
+        assert image == 160  # evidence loads with the session cookie
+
+        body = find(By.TAG_NAME, "body")
+        body.send_keys("a")
+        assert wait_until(lambda: text("count-confirmed") == "已确认 1")
+        body.send_keys("c")
+        body.send_keys("1")  # street_vending
+        assert wait_until(lambda: text("current-category") == "占道经营")
+        body.send_keys("r")
+        body.send_keys("1")  # false_positive
+        assert wait_until(lambda: text("count-rejected") == "已驳回 1")
+        assert wait_until(lambda: text("count-pending") == "待审核 0")
+
+        find(By.ID, "lang").click()
+        assert wait_until(lambda: text("count-pending") == "Pending 0")
+        reviewer = keys(client, "reviewer")
+        rejected = client.get("/v1/cases", headers=reviewer,
+                              params={"status": "rejected"}).json()["items"]
+        assert [c["category"] for c in rejected] == ["street_vending"]
+        audit = client.get(f"/v1/cases/{rejected[0]['id']}/audit", headers=reviewer).json()
+        assert audit[-1]["who"] == "王审核" and audit[-1]["details"]["reason"] == \
+            "false_positive"
+    finally:
+        driver.quit()
+
+
+def test_a_wrong_key_does_not_sign_in(served: tuple[str, TestClient]) -> None:
+    _, client = served
+    refused = client.post("/v1/session", json={"key": "sw_wrong"})
+    assert refused.status_code == 401
+    ingest = keys(client, "ingest")["Authorization"].removeprefix("Bearer ")
+    assert client.post("/v1/session", json={"key": ingest}).status_code == 401
+
