@@ -75,7 +75,8 @@ def main() -> None:
         server.wait(timeout=30)
     print(f"\nThe database is in {data}. Serve it again with:\n"
           f"  STREETWATCH_DATA_DIR={data} .venv/bin/streetwatch serve\n"
-          f"and call the API (http://127.0.0.1:8000/docs) with this admin key:\n  {key}")
+          "then review on http://127.0.0.1:8000/review (the API: /docs), with this key:\n"
+          f"  {key}")
 
 
 if __name__ == "__main__":
