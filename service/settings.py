@@ -38,6 +38,7 @@ class Settings(BaseSettings):
         max_image_pixels: Largest accepted image (decompression bombs are refused).
         max_video_seconds: Longest accepted video.
         queue_limit: Queued jobs beyond which uploads get 503 with Retry-After.
+        case_confidence: Confidence a detection needs to become a case candidate.
     """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", frozen=True)
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=60_000_000, gt=0)
     max_video_seconds: float = Field(default=3600.0, gt=0)
     queue_limit: int = Field(default=100, gt=0)
+    case_confidence: float = Field(default=0.4, ge=0, le=1)
 
     @model_validator(mode="after")
     def _dispatch_needs_a_secret(self) -> Settings:
