@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 from pydantic import BaseModel, ConfigDict
 
+from streetwatch.inference.boxes import box_iou
 from streetwatch.inference.rules import Firing
 from streetwatch.inference.types import BGRImage, Frame
 from streetwatch.models.taxonomy import TAXONOMY
@@ -125,13 +126,6 @@ def distance_m(a: Place, b: Place) -> float:
     dp, dl = p2 - p1, math.radians(b.lon - a.lon)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * 6_371_000 * math.asin(math.sqrt(h))
-
-
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 class EvidenceStore:
@@ -244,7 +238,7 @@ class CaseBuilder:
             if case.category != category or seen - case.last_seen > window:
                 continue
             if fixed_view:  # one camera, one view: the same place is the same pixels
-                same = _iou(case.box, box) >= self.merge_iou
+                same = box_iou(case.box, box) >= self.merge_iou
             else:  # a moving camera: by GPS; shots without a place say nothing, never merge
                 same = (place is not None and case.location is not None
                         and distance_m(place, case.location) <= self.merge_m)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streetwatch.inference.boxes import box_iou
 from streetwatch.inference.types import Detections
 
 Box = npt.NDArray[np.float32]
@@ -77,14 +78,6 @@ class Track:
 
 def _centre(box: Box) -> npt.NDArray[np.float32]:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
-
-
-def _iou(a: Box, b: Box) -> float:
-    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    inter = w * h
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -178,7 +171,7 @@ class Tracker:
             if track.tracker_id in claimed or track.last_seen >= time \
                     or track.last_seen < horizon:
                 continue
-            iou = _iou(track.last.xyxy, box)
+            iou = box_iou(track.last.xyxy, box)
             if iou >= best_iou:
                 best, best_iou = track.tracker_id, iou
         self._alias[byte_id] = best

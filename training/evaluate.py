@@ -30,6 +30,7 @@ import numpy.typing as npt
 import yaml
 
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
+from streetwatch.inference.boxes import box_iou
 from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.models.files import sha256_file, staged_directory
 from streetwatch.models.taxonomy import TAXONOMY
@@ -39,7 +40,7 @@ from streetwatch.training.datamix import (
     manifest_fingerprint,
     open_checked,
 )
-from streetwatch.training.export import Arrays, box_iou, predict_arrays
+from streetwatch.training.export import Arrays, predict_arrays
 from streetwatch.training.scoring import score_with_detector
 from streetwatch.training.train import offline
 from streetwatch.training.weights import check_weights

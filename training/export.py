@@ -29,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streetwatch.datasets.format import Dataset
+from streetwatch.inference.boxes import box_iou
 from streetwatch.inference.detector import letterbox, to_tensor
 from streetwatch.training.train import offline
 from streetwatch.training.weights import check_weights
@@ -191,15 +192,6 @@ def predict_arrays(yolo: Any, image: Path, **kwargs: Any) -> Arrays:
     boxes = yolo.predict(str(image), **kwargs)[0].boxes
     return (boxes.xyxy.numpy().astype(np.float64), boxes.conf.numpy().astype(np.float64),
             boxes.cls.numpy().astype(np.int64))
-
-
-def box_iou(a: npt.NDArray[np.floating[Any]], b: npt.NDArray[np.floating[Any]]) -> float:
-    """IoU of two ``xyxy`` boxes."""
-    w = max(0.0, float(min(a[2], b[2]) - max(a[0], b[0])))
-    h = max(0.0, float(min(a[3], b[3]) - max(a[1], b[1])))
-    inter = w * h
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def letterbox_tensor(image: npt.NDArray[np.uint8], imgsz: int) -> npt.NDArray[np.float32]:

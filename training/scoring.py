@@ -16,24 +16,12 @@ import numpy as np
 import numpy.typing as npt
 
 from streetwatch.datasets.format import Dataset, ImageRecord
+from streetwatch.inference.boxes import pairwise_iou
 from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.models.taxonomy import TAXONOMY
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 CONFUSION_CONF, CONFUSION_IOU = 0.25, 0.45
-
-
-def pairwise_iou(a: npt.NDArray[np.floating[Any]],
-                 b: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
-    """IoU of every box in ``a`` (M, 4) with every box in ``b`` (N, 4): (M, N)."""
-    a = a.astype(np.float64)[:, None]
-    b = b.astype(np.float64)[None]
-    w = (np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])).clip(0)
-    h = (np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])).clip(0)
-    inter = w * h
-    area = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-            + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))
-    return np.asarray(inter / np.maximum(area - inter, 1e-12), np.float64)
 
 
 def match(pred_cls: npt.NDArray[np.int64], true_cls: npt.NDArray[np.int64],
