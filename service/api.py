@@ -382,8 +382,6 @@ def _case_json(case: Case) -> dict[str, Any]:
         "first_seen": case.first_seen.isoformat(), "last_seen": case.last_seen.isoformat(),
         "location": None if case.lat is None else {"lat": case.lat, "lon": case.lon},
         "grid_cell": case.grid_cell, "box": case.box, "confidence": case.confidence,
-        "evidence": [{"kind": e["kind"], "sha256": e["sha256"],
-                      "url": f"/v1/evidence/{e['path'].rsplit('/', 1)[-1]}"}
-                     for e in case.evidence],
+        "evidence": case.evidence_links(),
         "model": case.model, "rule": case.rule, "job_id": case.job_id,
     }

@@ -100,6 +100,12 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
+    def evidence_links(self, base: str = "") -> list[dict[str, str]]:
+        """Each evidence file's kind, sha256 and URL (``base`` + ``/v1/evidence/<name>``)."""
+        return [{"kind": e["kind"], "sha256": e["sha256"],
+                 "url": f"{base}/v1/evidence/{e['path'].rsplit('/', 1)[-1]}"}
+                for e in self.evidence]
+
 
 class AuditEntry(Base):
     """Every change of a case: who, when, from, to, why."""

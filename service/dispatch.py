@@ -47,7 +47,6 @@ def verify(secret: str, body: bytes, header: str | None) -> bool:
 def payload(case: Case, reviewer: str, public_url: str) -> dict[str, Any]:
     """The versioned JSON a dispatch system receives for a confirmed case."""
     info = TAXONOMY.by_key(case.category)
-    base = public_url.rstrip("/")
     return {
         "version": PAYLOAD_VERSION,
         "case_id": case.id,
@@ -57,9 +56,7 @@ def payload(case: Case, reviewer: str, public_url: str) -> dict[str, Any]:
                      "crs": "WGS84"},
         "first_seen": case.first_seen.isoformat(), "last_seen": case.last_seen.isoformat(),
         "confirmed_at": utcnow().isoformat(),
-        "evidence": [{"kind": e["kind"], "sha256": e["sha256"],
-                      "url": f"{base}/v1/evidence/{e['path'].rsplit('/', 1)[-1]}"}
-                     for e in case.evidence],
+        "evidence": case.evidence_links(public_url.rstrip("/")),
         "confidence": case.confidence,
         "model": case.model,
         "source": {"kind": case.source_kind, "id": case.source_id},

@@ -16,7 +16,7 @@ from streetwatch.models.registry import (
     parse_ref,
 )
 from streetwatch.models.taxonomy import TAXONOMY
-from streetwatch.training.train import COMMAND_TXT, RUN_JSON
+from streetwatch.training.train import COMMAND_TXT, RUN_JSON, results_rows
 
 
 def training_info(weights: Path) -> tuple[TrainingInfo, str | None]:
@@ -39,13 +39,7 @@ def training_info(weights: Path) -> tuple[TrainingInfo, str | None]:
 
 
 def _progress(run: Path) -> tuple[int | None, float | None]:
-    import csv
-
-    path = run / "results.csv"
-    if not path.exists():
-        return None, None
-    with path.open(encoding="utf-8") as handle:
-        rows = [{k.strip(): v.strip() for k, v in r.items()} for r in csv.DictReader(handle)]
+    rows = results_rows(run)
     if not rows:
         return None, None
     return int(float(rows[-1]["epoch"])), float(rows[-1].get("time", 0) or 0)

@@ -139,11 +139,11 @@ def train(
         model.train(**args)
     seconds = time.perf_counter() - started
 
-    epochs = _epochs_done(out)
+    rows = results_rows(out)
     _write_run(out, config, mix, state="finished", parent=parent)
     result = TrainResult(
         run=out, best=out / "weights" / "best.pt", last=out / "weights" / "last.pt",
-        epochs=epochs, seconds=seconds, seconds_per_epoch=_seconds_per_epoch(out))
+        epochs=len(rows), seconds=seconds, seconds_per_epoch=seconds_per_epoch(rows))
     (out / "result.json").write_text(json.dumps(
         {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()},
         indent=2) + "\n", encoding="utf-8")
@@ -183,23 +183,20 @@ def _write_run(out: Path, config: TrainConfig, mix: DataMix, *, state: str,
     atomic_write_text(out / RUN_JSON, json.dumps(content, indent=2) + "\n")
 
 
-def _results_rows(out: Path) -> list[dict[str, str]]:
+def results_rows(run: Path) -> list[dict[str, str]]:
+    """The rows of ultralytics' ``results.csv`` in a run folder, one per finished epoch
+    (its header pads names with spaces)."""
     import csv
 
-    path = out / "results.csv"
+    path = run / "results.csv"
     if not path.exists():
         return []
     with path.open(encoding="utf-8") as handle:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def _epochs_done(out: Path) -> int:
-    return len(_results_rows(out))
-
-
-def _seconds_per_epoch(out: Path) -> float:
+def seconds_per_epoch(rows: list[dict[str, str]]) -> float:
     """Mean wall time per epoch from ultralytics' cumulative ``time`` column."""
-    rows = _results_rows(out)
     if not rows or "time" not in rows[-1]:
         return 0.0
     return float(rows[-1]["time"]) / len(rows)
