@@ -1,16 +1,15 @@
 """Test helpers for the service: a settings factory with a promoted model whose detections we
-choose, API keys, and waiting for background work (importable through pytest's pythonpath)."""
+choose, API keys, and job state (importable through pytest's pythonpath)."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from fixed_onnx import anchor, fixed_model
+from live_helpers import wait_until  # re-exported for the service tests
 
 from streetwatch.models.registry import ModelCard, Registry
 from streetwatch.models.taxonomy import TAXONOMY
@@ -38,15 +37,9 @@ def keys(client: TestClient, role: str, name: str | None = None) -> dict[str, st
         return {"Authorization": f"Bearer {create_key(session, role, name or role)}"}
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def job_done(client: TestClient, job_id: str, headers: dict[str, str]) -> bool:
     return bool(client.get(f"/v1/jobs/{job_id}", headers=headers).json()["status"]
                 in ("done", "failed"))
+
+
+__all__ = ["job_done", "keys", "service_settings", "wait_until"]

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from fixed_onnx import anchor, fixed_model
+from live_helpers import served_clip
 
 from streetwatch.models.taxonomy import TAXONOMY
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    """An HTTP server on loopback serving a 4 s clip."""
-    writer = cv2.VideoWriter(str(tmp_path / "live.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 10,
-                             (160, 120))
-    for i in range(40):
-        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
-    writer.release()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/live.mp4"
-    finally:
-        server.shutdown()
+    """A 40-frame clip served over HTTP on loopback: a live stream."""
+    with served_clip(tmp_path, frames=40) as url:
+        yield url
 
 
 @pytest.mark.timeout(60)

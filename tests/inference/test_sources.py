@@ -3,11 +3,12 @@ Pillow, an mp4 written by OpenCV (with a GPS track), and a live stream fed by a 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
+from live_helpers import wait_until
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
@@ -37,14 +39,8 @@ ORIENTATION, DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x0112, 0x9003, 0x9011
 GPS_LAT_REF, GPS_LAT, GPS_LON_REF, GPS_LON, GPS_IMG_DIRECTION = 1, 2, 3, 4, 17
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 2.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout_s`` passes; its last answer."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.002)
-    return predicate()
+# The stream tests poll fast and give up early: their fakes answer in microseconds.
+wait_for = functools.partial(wait_until, timeout_s=2.0, poll_s=0.002)
 
 
 # -- sampling -------------------------------------------------------------------------------

@@ -3,16 +3,12 @@ turns a live stream into cases as they fire."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from live_helpers import served_clip
 from service_helpers import keys, service_settings, wait_until
 
 from streetwatch.service.app import create_app
@@ -23,18 +19,9 @@ ZONE = {"name": "hatched", "type": "no_parking",
 
 @pytest.fixture
 def stream_url(tmp_path: Path) -> Iterator[str]:
-    writer = cv2.VideoWriter(str(tmp_path / "live.mp4"), cv2.VideoWriter.fourcc(*"mp4v"), 10,
-                             (160, 120))
-    for i in range(30):
-        writer.write(np.full((120, 160, 3), i * 5, np.uint8))
-    writer.release()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/live.mp4"
-    finally:
-        server.shutdown()
+    """A 30-frame clip served over HTTP on loopback: a live stream."""
+    with served_clip(tmp_path, frames=30) as url:
+        yield url
 
 
 @pytest.fixture
