@@ -237,7 +237,7 @@ class Worker:
 
         run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
             on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
-        self._store_cases(job_id, builder.candidates)
+        store_cases(self.services.sessions, job_id, builder.candidates)
         self._finish(job_id, "done")
 
     def _video(self, video: Upload, uploads: list[Upload], params: dict[str, Any],
@@ -262,9 +262,6 @@ class Worker:
             if "taken_at" in params:
                 captured = datetime.fromisoformat(params["taken_at"]).astimezone(UTC)
             yield Frame(source_id, index, captured, image, location or given)
-
-    def _store_cases(self, job_id: str, candidates: list[CaseCandidate]) -> None:
-        store_cases(self.services.sessions, job_id, candidates)
 
 
 def store_cases(sessions: sessionmaker[Session], job_id: str | None,
