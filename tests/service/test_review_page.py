@@ -83,7 +83,11 @@ def test_a_reviewer_works_through_the_queue_from_the_keyboard(
         find = driver.find_element
 
         def text(element_id: str) -> str:
-            return str(find(By.ID, element_id).text)
+            # One script call reads the element atomically: the page re-renders the queue
+            # as it changes, so a found element can go stale before .text is read.
+            return str(driver.execute_script(
+                "const e = document.getElementById(arguments[0]);"
+                "return e ? e.innerText.trim() : null;", element_id))
 
         assert wait_until(lambda: find(By.ID, "login").is_displayed())
         assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
