@@ -1,4 +1,4 @@
-"""``streetwatch data``: import, validate, split and describe datasets."""
+"""``streetwatch data``: import, validate, split, merge and describe datasets."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from streetwatch.datasets.format import SPLITS, Dataset, DatasetError
 from streetwatch.datasets.importers import SCANNERS, ClassMap, ImporterError, import_scan
+from streetwatch.datasets.merge import MERGED_SOURCE, merge_datasets, source_tag
 from streetwatch.datasets.split import apply_split, plan_split
 from streetwatch.datasets.stats import compute_stats, format_stats
 from streetwatch.datasets.validate import fix_dataset, inspect_dataset
@@ -129,6 +130,37 @@ def split_command(directory: Path, val: float, test: float, seed: int, keep: tup
     counts = Counter(plan.assignment.values())
     click.echo(f"{verb} {len(moves)} of {len(dataset.records)} images; now "
                + ", ".join(f"{split} {counts[split]}" for split in SPLITS))
+
+
+@data.command("merge")
+@click.argument("sources", metavar="SRC...", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Destination dataset folder (written atomically).")
+@click.option("--split", "splits", multiple=True, type=click.Choice(SPLITS),
+              help="Keep only this split's images (repeatable); every split by default.")
+@click.option("--eval-only", is_flag=True,
+              help="Mark the merged dataset eval_only in data.yaml: it can evaluate a model "
+                   "and guard training against its images, but `streetwatch train` refuses "
+                   "to train on it.")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+def merge_command(sources: tuple[Path, ...], out: Path, splits: tuple[str, ...],
+                  eval_only: bool, force: bool) -> None:
+    """Merge the datasets SRC... into one; image names and groups get a per-source prefix
+    (s0_, s1_...)."""
+    try:
+        merged = merge_datasets(list(sources), out, splits=splits or None, eval_only=eval_only,
+                                overwrite=force, progress=_Progress("merging"))
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    per_split = Counter(r.split for r in merged.records)
+    per_source = Counter(r.meta[MERGED_SOURCE] for r in merged.records)
+    click.echo(
+        f"merged {len(merged.records)} images into {out}"
+        + (" (eval_only)" if eval_only else "") + ": "
+        + ", ".join(f"{split} {per_split[split]}" for split in SPLITS if per_split[split])
+        + "; " + ", ".join(f"{source_tag(i)}={source} {per_source[str(source.resolve())]}"
+                           for i, source in enumerate(sources)))
 
 
 @data.command("stats")

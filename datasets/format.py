@@ -2,7 +2,8 @@
 
 Layout::
 
-    DIR/data.yaml                    names (the taxonomy's keys), split folders, taxonomy version
+    DIR/data.yaml                    names (the taxonomy's keys), split folders, taxonomy version,
+                                     and ``eval_only: true`` on a dataset that may only evaluate
     DIR/images/{train,val,test}/*    image files, names unique across the whole dataset
     DIR/labels/{train,val,test}/*.txt
     DIR/manifest.jsonl               one row per image (see ``ImageRecord``)
@@ -37,6 +38,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 HELD_OUT_RANK: dict[str, int] = {"test": 0, "val": 1, "train": 2}
 DATA_YAML = "data.yaml"
 MANIFEST = "manifest.jsonl"
+# The data.yaml key that marks a dataset evaluation-only: `streetwatch train` refuses to train
+# on it and treats all of its images as held out.
+EVAL_ONLY_KEY = "eval_only"
 
 
 class DatasetError(ValueError):
@@ -239,15 +243,23 @@ class DatasetWriter:
             writer.add(image_bytes, name="a.jpg", split="train", labels=labels, ...)
 
     On an exception nothing is left at ``out`` (nor beside it); an existing ``out`` is replaced
-    only with ``overwrite=True`` and only once the new dataset is complete.
+    only with ``overwrite=True`` and only once the new dataset is complete. ``extra_yaml``
+    adds keys to ``data.yaml`` after the standard ones (e.g. ``{EVAL_ONLY_KEY: True}``); it
+    cannot replace a standard key.
     """
 
     out: Path
     names: list[str] = field(default_factory=lambda: TAXONOMY.keys)
     overwrite: bool = False
+    extra_yaml: dict[str, Any] = field(default_factory=dict)
     records: list[ImageRecord] = field(default_factory=list, init=False)
     _tmp: Path | None = field(default=None, init=False)
     _stems: set[str] = field(default_factory=set, init=False)
+
+    def __post_init__(self) -> None:
+        clash = sorted(set(self.extra_yaml) & set(data_yaml_content(self.names)))
+        if clash:
+            raise ValueError(f"extra_yaml cannot replace the data.yaml key(s) {clash}")
 
     def __enter__(self) -> DatasetWriter:
         self.out = Path(self.out)
@@ -355,7 +367,8 @@ class DatasetWriter:
             return
         try:
             (tmp / DATA_YAML).write_text(
-                yaml.safe_dump(data_yaml_content(self.names), sort_keys=False, allow_unicode=True),
+                yaml.safe_dump({**data_yaml_content(self.names), **self.extra_yaml},
+                               sort_keys=False, allow_unicode=True),
                 encoding="utf-8",
             )
             write_manifest(tmp / MANIFEST, self.records)

@@ -23,11 +23,16 @@ from typing import Any
 import numpy as np
 import yaml
 
-from streetwatch.datasets.format import DATA_YAML, MANIFEST, Dataset, DatasetError, ImageRecord
+from streetwatch.datasets.format import (
+    DATA_YAML,
+    EVAL_ONLY_KEY,
+    MANIFEST,
+    Dataset,
+    DatasetError,
+    ImageRecord,
+)
 from streetwatch.datasets.validate import inspect_dataset
 from streetwatch.models.taxonomy import TAXONOMY
-
-EVAL_ONLY_KEY = "eval_only"
 
 
 class DataMixError(ValueError):
