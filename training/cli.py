@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from pathlib import Path
 
@@ -127,18 +128,29 @@ def eval_command(model_text: str, data: Path, split: str, out: Path, baseline_te
     """Evaluate a model: metrics.json, confusion matrix, PR curves and a report of examples."""
     try:
         model, ref, kind = _resolve_model(model_text, registry_root)
-        baseline = _resolve_model(baseline_text, registry_root)[0] if baseline_text else None
+        baseline, base_ref, base_kind = _resolve_model(baseline_text, registry_root) \
+            if baseline_text else (None, None, "")
         metrics = evaluate(model, data, out, split=split, baseline=baseline, imgsz=imgsz,
                            conf=conf)
-        if ref is not None:
-            key = record_evaluation(open_registry(registry_root), ref, metrics, kind)
-            click.echo(f"recorded as {key!r} in {ref}'s card")
+        # Both cards get the evaluation, so the promotion gate can compare them on it.
+        for model_ref, model_kind, folder in ((ref, kind, out), (base_ref, base_kind,
+                                                                 out / "baseline")):
+            if model_ref is not None:
+                scored = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+                key = record_evaluation(open_registry(registry_root), model_ref, scored,
+                                        model_kind)
+                click.echo(f"recorded as {key!r} in {model_ref}'s card")
     except (*_USER_ERRORS, EvalError, RegistryError) as exc:
         raise click.ClickException(str(exc)) from None
     for key, row in [*metrics["classes"].items(), ("all", metrics["all"])]:
         click.echo(f"{key:<16} P {row['precision']:.3f}  R {row['recall']:.3f}  "
                    f"AP50 {row['ap50']:.3f}  AP50-95 {row['ap50_95']:.3f}  "
                    f"n {row['instances']}")
+    refused = metrics["operating_point"]["rejected_false_alarms"]
+    if refused["boxes"]:
+        click.echo(f"reviewer-rejected false alarms raised again: {refused['repeated']} of "
+                   f"{refused['boxes']} on {refused['images']} images "
+                   f"(rate {refused['rate']:.4f})")
     click.echo(f"report: {out / 'report.md'}")
 
 

@@ -11,11 +11,18 @@ AP is ultralytics' (COCO-style, 101-point interpolation). A ``.pt`` is scored by
 ultralytics; an ``.onnx`` through the project's own detector, the code that serves it (see
 :mod:`streetwatch.training.scoring`). The example counts use one operating point (``conf``,
 IoU 0.5), the one a reviewer would see.
+
+A feedback dataset exported from review decisions carries, in each manifest row's
+``meta["rejected"]``, the boxes a model proposed and a reviewer rejected: a JSON list of
+``[class_key, x1, y1, x2, y2]`` in pixels of that image (absent or ``"[]"`` when none). They
+are background; ``metrics.json`` counts how many of them the evaluated model raises again (see
+:func:`rejected_boxes`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -174,17 +181,89 @@ class _Quiet:
                 "false_alarms_per_image": round(per_image, 4)}
 
 
+@dataclass
+class _Rejected:
+    """Reviewer-rejected false alarms (``meta["rejected"]``) that the model raises again: the
+    reviewer's workload."""
+
+    images: int = 0
+    boxes: int = 0
+    repeated: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        rate = self.repeated / self.boxes if self.boxes else 0.0
+        return {"images": self.images, "boxes": self.boxes, "repeated": self.repeated,
+                "rate": round(rate, 4)}
+
+
 _CASE_IDS = frozenset(c.id for c in TAXONOMY if c.can_be_case)
+REJECTED_META = "rejected"
 
 
-def _match(records: list[ImageRecord], dataset: Dataset,
-           predict: Predict) -> tuple[dict[str, _Counts], _Quiet]:
-    """Count TP, FP and misses per class at one operating point, keeping examples; and the
-    false alarms of case classes on images that show no violation."""
+def rejected_boxes(record: ImageRecord) -> npt.NDArray[np.float64]:
+    """The reviewer-rejected boxes of one manifest row, ``(N, 4)`` ``xyxy`` pixels clipped
+    to the image (the class key each carries is not needed: any case class raising the box
+    again counts).
+
+    Raises:
+        EvalError: naming the image and what is wrong with ``meta["rejected"]``.
+    """
+    text = record.meta.get(REJECTED_META)
+    if text is None:
+        return np.zeros((0, 4), np.float64)
+
+    def bad(problem: str) -> EvalError:
+        return EvalError(f"{record.path}: meta[{REJECTED_META!r}] {problem}")
+
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad(f"is not valid JSON ({exc.msg} at char {exc.pos}): {text[:80]!r}") from None
+    if not isinstance(rows, list):
+        raise bad(f"must be a JSON list of [class_key, x1, y1, x2, y2], not "
+                  f"{type(rows).__name__}")
+    boxes = []
+    for n, row in enumerate(rows):
+        if (not isinstance(row, list) or len(row) != 5 or not isinstance(row[0], str)
+                or not row[0]
+                or not all(isinstance(v, int | float) and not isinstance(v, bool)
+                           for v in row[1:])):
+            raise bad(f"entry {n} is {json.dumps(row)[:80]}, not [class_key, x1, y1, x2, y2]")
+        x1, y1, x2, y2 = (float(v) for v in row[1:])
+        if not all(math.isfinite(v) for v in (x1, y1, x2, y2)):
+            raise bad(f"entry {n} has a coordinate that is not finite")
+        if not (x1 < x2 and y1 < y2):
+            raise bad(f"entry {n} is an empty box (needs x1 < x2 and y1 < y2): "
+                      f"{json.dumps(row)}")
+        # A case's box may overhang the frame (a track's prediction): clip it, as the
+        # detector clips its own; one with nothing inside is in some other image's pixels.
+        x1, x2 = max(0.0, x1), min(float(record.width), x2)
+        y1, y2 = max(0.0, y1), min(float(record.height), y2)
+        if not (x1 < x2 and y1 < y2):
+            raise bad(f"entry {n} {json.dumps(row)} lies outside the "
+                      f"{record.width}x{record.height} image (pixels of that image expected)")
+        boxes.append((x1, y1, x2, y2))
+    return np.array(boxes, np.float64).reshape(-1, 4)
+
+
+def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict,
+           conf: float) -> tuple[dict[str, _Counts], _Quiet, _Rejected]:
+    """Count TP, FP and misses per class at one operating point, keeping examples; the
+    false alarms of case classes on images that show no violation; and the reviewer-rejected
+    boxes that a case-class prediction at ``conf`` overlaps again (IoU >= ``MATCH_IOU``)."""
     counts = {key: _Counts() for key in TAXONOMY.keys}
     quiet = _Quiet()
+    rejected = _Rejected()
     for record in records:
         boxes, scores, classes = predict(dataset.image_path(record))
+        refused = rejected_boxes(record)
+        if len(refused):
+            raised = [boxes[i] for i in range(len(boxes))
+                      if int(classes[i]) in _CASE_IDS and scores[i] >= conf]
+            rejected.images += 1
+            rejected.boxes += len(refused)
+            rejected.repeated += sum(
+                any(box_iou(alarm, box) >= MATCH_IOU for alarm in raised) for box in refused)
         labels = dataset.labels(record)
         truth = labels.xyxy_pixels(record.width, record.height)
         truth_cls = labels.class_id
@@ -215,7 +294,7 @@ def _match(records: list[ImageRecord], dataset: Dataset,
             key = TAXONOMY.by_id(int(truth_cls[j])).key
             counts[key].miss += 1
             counts[key].examples["miss"].append(_Example("miss", key, record, truth[j], None))
-    return counts, quiet
+    return counts, quiet, rejected
 
 
 def _crop(dataset: Dataset, example: _Example, path: Path) -> None:
@@ -245,8 +324,8 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
     """Evaluate ``model`` (and ``baseline``) on ``data``'s ``split``; returns metrics.json.
 
     Raises:
-        EvalError, DataMixError, WeightsError: bad model, dataset or split, before ``out``
-            is touched.
+        EvalError, DataMixError, WeightsError: bad model, dataset or split, or a malformed
+            ``meta["rejected"]`` in a manifest row of the split, before ``out`` is touched.
     """
     _check_model(model)
     if baseline is not None:
@@ -259,6 +338,8 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
     if not records:
         have = sorted({r.split for r in dataset.records}) or ["none"]
         raise EvalError(f"{data}: no images in split {split!r} (it has: {', '.join(have)})")
+    for record in records:  # a malformed feedback row fails here, before OUT is touched
+        rejected_boxes(record)
     size = imgsz or model_imgsz(model)
 
     with staged_directory(out) as staging, tempfile.TemporaryDirectory(prefix="sw-eval-") as tmp:
@@ -287,7 +368,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
                                ("BoxPR_curve.png", "pr_curve.png")):
             if (plots / source).exists():
                 shutil.copyfile(plots / source, out / target)
-    counts, quiet = _match(records, dataset, predictor(model, imgsz, conf))
+    counts, quiet, rejected = _match(records, dataset, predictor(model, imgsz, conf), conf)
     if examples:
         (out / "examples").mkdir()
     shown: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -308,6 +389,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
             "conf": conf, "iou": MATCH_IOU,
             "classes": {k: {"tp": c.tp, "fp": c.fp, "miss": c.miss} for k, c in counts.items()},
             "violation_free_images": quiet.summary(),
+            "rejected_false_alarms": rejected.summary(),
         },
         "model": _model_block(model, imgsz),
         "data": {"path": str(data), "split": split, "images": len(records),
@@ -360,6 +442,16 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
               f"{quiet['with_false_alarm']} got a false alarm of a case class "
               f"({quiet['false_alarms']} in all, {quiet['false_alarms_per_image']:.3f} per "
               "image): each is a candidate a reviewer rejects."]
+    refused = point["rejected_false_alarms"]
+    if refused["boxes"]:
+        sentence = (f"Of the {refused['boxes']} false alarms reviewers rejected (on "
+                    f"{refused['images']} images), this model raises {refused['repeated']} "
+                    f"again (rate {refused['rate']:.4f})")
+        before = baseline["operating_point"].get("rejected_false_alarms") if baseline else None
+        if before is not None:
+            sentence += (f"; the baseline raises {before['repeated']} "
+                         f"(rate {before['rate']:.4f})")
+        lines += ["", sentence + "."]
     lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![PR curves](pr_curve.png)"]
     titles = {"tp": "found", "fp": "false alarms", "miss": "missed"}
     for key, kinds in metrics["examples"].items():
