@@ -81,6 +81,7 @@ class CaseCandidate(BaseModel):
     box: tuple[float, float, float, float]
     frame_size: tuple[int, int]
     confidence: float
+    detected: str | None = None  # the detector's class, when a rule made it another category
     evidence: list[Evidence]
     model: ModelRef
     rule: str
@@ -225,7 +226,8 @@ class CaseBuilder:
             grid_cell=self.grid.cell(place.lat, place.lon) if self.grid and place else None,
             box=(box[0], box[1], box[2], box[3]),
             frame_size=(best.image.shape[1], best.image.shape[0]),
-            confidence=round(observation.confidence, 4), evidence=evidence, model=self.model,
+            confidence=round(observation.confidence, 4),
+            detected=TAXONOMY.by_id(observation.class_id).key, evidence=evidence, model=self.model,
             rule=firing.rule, dedup_key=key, tracks=[track.tracker_id])
         self.candidates.append(candidate)
         return candidate

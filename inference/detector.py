@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -147,6 +147,15 @@ def read_model_info(path: Path, card: ModelCard | None = None) -> ModelInfo:
         raise ModelError(f"{path}: classes {classes} are not the streetwatch taxonomy "
                          f"v{TAXONOMY.version} {TAXONOMY.keys}")
     return ModelInfo(path, list(classes), imgsz, name, version, sha, stride)
+
+
+class Detects(Protocol):
+    """What the pipeline needs of a detector (a ``Detector``, or one that swaps models)."""
+
+    @property
+    def config(self) -> DetectorConfig: ...
+
+    def __call__(self, images: Sequence[BGRImage]) -> list[Detections]: ...
 
 
 class Detector:

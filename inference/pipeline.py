@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 
 from streetwatch.inference.cases import CaseBuilder, draw_box
-from streetwatch.inference.detector import Detector
+from streetwatch.inference.detector import Detects
 from streetwatch.inference.rules import RuleEngine
 from streetwatch.inference.tracking import Observation, Track, Tracker, TrackerConfig
 from streetwatch.inference.types import Detections, Frame
@@ -61,14 +61,17 @@ class VideoSink:
             self._writer.release()
 
 
-def run(frames: Iterable[Frame], detector: Detector, rules: RuleEngine, builder: CaseBuilder,
+def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: CaseBuilder,
         *, fps: float, single_frame: bool = False, sink: VideoSink | None = None,
         progress: Callable[[int], object] = lambda n: None,
         stats: RunStats | None = None,
-        on_inference: Callable[[float], object] = lambda seconds: None) -> RunStats:
+        on_inference: Callable[[float], object] = lambda seconds: None,
+        on_frame: Callable[[Frame, Detections], object] = lambda frame, found: None,
+        ) -> RunStats:
     """Process every frame; candidates accumulate in ``builder`` and counts in ``stats``
     (pass one in to keep the counts of a run that is interrupted); ``on_inference`` gets
-    the detector's seconds per frame of each call (for metrics)."""
+    the detector's seconds per frame of each call (for metrics); ``on_frame`` sees each
+    frame with the detections the rules kept (outside exclude zones)."""
     stats = stats if stats is not None else RunStats()
     tracker = None if single_frame else Tracker(TrackerConfig(fps=fps))
     best: dict[int, Frame] = {}
@@ -80,6 +83,7 @@ def run(frames: Iterable[Frame], detector: Detector, rules: RuleEngine, builder:
         for frame, raw in zip(chunk, found, strict=True):
             h, w = frame.image.shape[:2]
             detections = rules.keep(raw, w, h)
+            on_frame(frame, detections)
             for cls in detections.class_id.tolist():
                 key = TAXONOMY.by_id(int(cls)).key
                 stats.detections[key] = stats.detections.get(key, 0) + 1

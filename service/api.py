@@ -173,13 +173,17 @@ def list_cases(
     filters: Annotated[CaseFilter, Depends()],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    order: Annotated[Literal["newest", "uncertain"], Query(
+        description="newest first, or the least sure first: confidence nearest the case "
+                    "threshold (active learning)")] = "newest",
 ) -> dict[str, Any]:
-    """Cases, newest first, filtered and paginated."""
+    """Cases, filtered and paginated: newest first, or least sure first."""
     query = filters.apply(select(Case))
+    first = (Case.first_seen.desc(),) if order == "newest" else \
+        (func.abs(Case.confidence - state.settings.case_confidence), Case.first_seen.desc())
     with state.sessions() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(query.order_by(Case.first_seen.desc(), Case.id)
-                               .limit(limit).offset(offset))
+        rows = session.scalars(query.order_by(*first, Case.id).limit(limit).offset(offset))
         return {"total": total, "items": [_case_json(c) for c in rows]}
 
 
@@ -382,6 +386,6 @@ def _case_json(case: Case) -> dict[str, Any]:
         "first_seen": case.first_seen.isoformat(), "last_seen": case.last_seen.isoformat(),
         "location": None if case.lat is None else {"lat": case.lat, "lon": case.lon},
         "grid_cell": case.grid_cell, "box": case.box, "confidence": case.confidence,
-        "evidence": case.evidence_links(),
+        "detected": case.detected, "frame": case.frame, "evidence": case.evidence_links(),
         "model": case.model, "rule": case.rule, "job_id": case.job_id,
     }

@@ -15,6 +15,7 @@ from streetwatch.service.api import api
 from streetwatch.service.cameras_api import cameras, resume
 from streetwatch.service.db import open_database
 from streetwatch.service.dispatch import Dispatcher
+from streetwatch.service.frames_api import frames
 from streetwatch.service.health import health
 from streetwatch.service.jobs import Services, Worker
 from streetwatch.service.review_page import review_page
@@ -35,7 +36,8 @@ def create_app(settings: Settings) -> FastAPI:
                      evidence=settings.data_dir / "evidence", metrics=Metrics.create(sessions),
                      session_secret=session_secret(settings.data_dir))
     worker = Worker(Services(sessions, state.store, state.evidence, state.registry,
-                             state.metrics, case_conf=settings.case_confidence))
+                             state.metrics, case_conf=settings.case_confidence,
+                             sample_rate=settings.sample_rate))
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None
     dispatcher = Dispatcher(sessions, settings.dispatch_url, secret, state.metrics,
                             poll_s=settings.dispatch_poll_s,
@@ -77,5 +79,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health)
     app.include_router(api)
     app.include_router(cameras)
+    app.include_router(frames)
     app.include_router(review_page)
     return app

@@ -23,6 +23,11 @@ _COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "eval": ("streetwatch.training.cli", "eval_command", "train"),
     "export": ("streetwatch.training.cli", "export_command", "train"),
 }
+# Commands of a higher layer that join a lower layer's group: `data from-reviews` reads the
+# service's database, which the datasets package must not import.
+_JOINS: dict[str, list[tuple[str, str]]] = {
+    "data": [("streetwatch.service.commands", "from_reviews_command")],
+}
 
 
 class _LazyGroup(click.Group):
@@ -46,6 +51,10 @@ class _LazyGroup(click.Group):
         command = getattr(module, attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{module_name}.{attribute} is not a click command")
+        if isinstance(command, click.Group):
+            for joining_module, joining in _JOINS.get(cmd_name, []):
+                extra_command = getattr(importlib.import_module(joining_module), joining)
+                command.add_command(extra_command)
         return command
 
 

@@ -1,6 +1,11 @@
-"""``streetwatch serve`` and ``streetwatch keys``."""
+"""``streetwatch serve``, ``streetwatch keys`` and ``streetwatch data from-reviews``."""
 
 from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -43,3 +48,49 @@ def create_command(role: str, name: str) -> None:
     with sessions() as session:
         key = create_key(session, role, name or role)
     click.echo(key)
+
+
+def _aware(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date or ISO time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@click.command("from-reviews")
+@click.option("--since", callback=_aware, metavar="DATE",
+              help="Decisions at or after this date or ISO time (Asia/Shanghai unless a zone "
+                   "is given) [default: all].")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The dataset folder to write.")
+@click.option("--val", type=click.FloatRange(0, 1, max_open=True), default=0.1,
+              show_default=True, help="Share of camera-days for validation.")
+@click.option("--test", type=click.FloatRange(0, 1, max_open=True), default=0.2,
+              show_default=True, help="Share of camera-days held out for evaluation.")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+def from_reviews_command(since: datetime | None, out: Path, val: float, test: float,
+                         force: bool) -> None:
+    """A dataset from review decisions: confirmed and corrected cases and added boxes as
+    labels, false alarms as hard negatives (the service's database: STREETWATCH_*)."""
+    from streetwatch.datasets.feedback import write_feedback
+    from streetwatch.datasets.format import DatasetError
+    from streetwatch.service.feedback import collect
+
+    settings = _settings()
+    _engine, sessions = open_database(settings.db_url)
+    collected = collect(sessions, settings.data_dir / "evidence", since=since)
+    try:
+        dataset = write_feedback(collected.frames, out, val=val, test=test, overwrite=force,
+                                 report=collected.report(since))
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    kinds = Counter(r.meta["feedback"] for r in dataset.records)
+    splits = Counter(r.split for r in dataset.records)
+    click.echo(f"{out}: {len(dataset.records)} frames ("
+               + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + "; "
+               + ", ".join(f"{n} {s}" for s, n in sorted(splits.items())) + ")")
+    if collected.held_back:
+        click.echo(f"{len(collected.held_back)} frames held back (see {out}/feedback.json)")

@@ -93,6 +93,8 @@ class Case(Base):
     grid_cell: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
     box: Mapped[list[Any]] = mapped_column(default=list)
     confidence: Mapped[float] = mapped_column(Float)
+    detected: Mapped[str | None] = mapped_column(String(40), default=None)  # detector's class
+    frame: Mapped[str | None] = mapped_column(String(64), index=True, default=None)  # its sha256
     evidence: Mapped[list[Any]] = mapped_column(default=list)
     model: Mapped[dict[str, Any]] = mapped_column(default=dict)
     rule: Mapped[str] = mapped_column(String(200))
@@ -105,6 +107,28 @@ class Case(Base):
         return [{"kind": e["kind"], "sha256": e["sha256"],
                  "url": f"{base}/v1/evidence/{e['path'].rsplit('/', 1)[-1]}"}
                 for e in self.evidence]
+
+
+class FrameRow(Base):
+    """An evidence frame as reviewers see it: the best frame of one or more cases, or a
+    frame sampled where the model found nothing (to look for misses). Reviewers may add the
+    boxes the model missed; a sampled frame counts as reviewed once someone looked at it."""
+
+    __tablename__ = "frames"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)  # the JPEG evidence file
+    kind: Mapped[str] = mapped_column(String(20), index=True)  # case, sample
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True, default=None)
+    source_kind: Mapped[str] = mapped_column(String(20))
+    source_id: Mapped[str] = mapped_column(String(200))
+    captured_at: Mapped[datetime]
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    model: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    added: Mapped[list[Any]] = mapped_column(default=list)  # [{category, box, who, at}]
+    reviewed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    reviewed_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEntry(Base):

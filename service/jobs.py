@@ -7,6 +7,7 @@ already stored is not stored again, so a restart never duplicates cases.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -25,13 +26,15 @@ from streetwatch.inference.gps import TrackError, read_track
 from streetwatch.inference.pipeline import run
 from streetwatch.inference.rules import RuleEngine
 from streetwatch.inference.sources import SourceError, VideoSource, probe_video, read_photo
-from streetwatch.inference.types import Frame, Location
+from streetwatch.inference.types import Detections, Frame, Location
 from streetwatch.models.registry import Registry
-from streetwatch.service.db import AuditEntry, Case, Job, Upload, utcnow
+from streetwatch.models.taxonomy import TAXONOMY
+from streetwatch.service.db import AuditEntry, Case, FrameRow, Job, Upload, utcnow
 from streetwatch.service.state import Metrics
 from streetwatch.service.store import Store
 
 log = logging.getLogger(__name__)
+CASE_CLASS_IDS = frozenset(c.id for c in TAXONOMY if c.can_be_case)
 PHOTO_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"})
 OPEN_FORMATS = ["JPEG", "PNG", "WEBP", "BMP", "TIFF"]  # the decoders (MPO opens as JPEG)
 # The first bytes of those formats (WEBP is RIFF....WEBP): a file is judged by them, not
@@ -123,6 +126,7 @@ class Services:
     registry: Registry
     metrics: Metrics | None = None
     case_conf: float = 0.4
+    sample_rate: float = 0.0
 
 
 class Worker:
@@ -222,6 +226,9 @@ class Worker:
             total = int(source_video.info.seconds * fps) + 1
         rules = RuleEngine(None, default_confidence=self.services.case_conf,
                            confirm_frames=1 if photos else 3)
+        sampler = FrameSampler(EvidenceStore(self.services.evidence), job_id, source,
+                               builder.model, self.services.sample_rate,
+                               self.services.case_conf)
         total, done = max(1, total), [0]
         metrics = self.services.metrics
 
@@ -236,8 +243,9 @@ class Worker:
                     session.commit()
 
         run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
-            on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
-        store_cases(self.services.sessions, job_id, builder.candidates)
+            on_inference=metrics.inference_seconds.observe if metrics else lambda s: None,
+            on_frame=sampler)
+        store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.rows)
         self._finish(job_id, "done")
 
     def _video(self, video: Upload, uploads: list[Upload], params: dict[str, Any],
@@ -264,10 +272,41 @@ class Worker:
             yield Frame(source_id, index, captured, image, location or given)
 
 
+class FrameSampler:
+    """Keeps a share of the frames that could not produce a candidate (no case class at
+    the case confidence), for reviewers to look for what the model missed. The choice is a
+    hash of the job and frame index, so a job re-run after a crash samples the same frames."""
+
+    def __init__(self, evidence: EvidenceStore, job_id: str, source: Source, model: ModelRef,
+                 rate: float, case_conf: float) -> None:
+        self.evidence, self.job_id, self.source, self.model = evidence, job_id, source, model
+        self.rate, self.case_conf = rate, case_conf
+        self.rows: list[FrameRow] = []
+
+    def __call__(self, frame: Frame, detections: Detections) -> None:
+        if self.rate <= 0 or self._draw(frame.index) >= self.rate:
+            return
+        if any(int(c) in CASE_CLASS_IDS and float(p) >= self.case_conf
+               for c, p in zip(detections.class_id, detections.confidence, strict=True)):
+            return
+        stored = self.evidence.put(frame.image, "frame")
+        h, w = frame.image.shape[:2]
+        self.rows.append(FrameRow(
+            sha256=stored.sha256, kind="sample", job_id=self.job_id,
+            source_kind=self.source.kind, source_id=self.source.id,
+            captured_at=frame.captured_at, width=w, height=h, model=self.model.model_dump()))
+
+    def _draw(self, index: int) -> float:
+        digest = hashlib.sha256(f"{self.job_id}:{index}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def store_cases(sessions: sessionmaker[Session], job_id: str | None,
-                candidates: list[CaseCandidate], *, update: bool = False) -> None:
-    """Store new candidates as cases (skipping ids already stored: a rerun adds nothing);
-    with ``update``, extend stored ones (a later sighting merged into them)."""
+                candidates: list[CaseCandidate], *, update: bool = False,
+                samples: Iterable[FrameRow] = ()) -> None:
+    """Store new candidates as cases (skipping ids already stored: a rerun adds nothing),
+    each with a row for its evidence frame, and the sampled frames, in one transaction;
+    with ``update``, extend stored cases (a later sighting merged into them)."""
     with sessions() as session:
         for candidate in candidates:
             stored = session.get(Case, candidate.id)
@@ -279,6 +318,19 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
             session.flush()  # the case row before its audit row (foreign key)
             session.add(AuditEntry(case_id=candidate.id, who="streetwatch",
                                    to_status="pending_review", why=candidate.rule))
+            frame = next((e for e in candidate.evidence if e.kind == "frame"), None)
+            if frame is not None and session.get(FrameRow, frame.sha256) is None:
+                width, height = candidate.frame_size
+                session.add(FrameRow(
+                    sha256=frame.sha256, kind="case", job_id=job_id,
+                    source_kind=candidate.source.kind, source_id=candidate.source.id,
+                    captured_at=candidate.first_seen, width=width, height=height,
+                    model=candidate.model.model_dump()))
+                session.flush()
+        for sample in samples:
+            if session.get(FrameRow, sample.sha256) is None:  # a case's frame stays one
+                session.add(sample)
+                session.flush()
         session.commit()
 
 
@@ -292,6 +344,7 @@ def case_row(candidate: CaseCandidate, job_id: str | None) -> Case:
         first_seen=candidate.first_seen, last_seen=candidate.last_seen,
         lat=location.lat if location else None, lon=location.lon if location else None,
         grid_cell=candidate.grid_cell, box=list(candidate.box),
-        confidence=candidate.confidence,
+        confidence=candidate.confidence, detected=candidate.detected,
+        frame=next((e.sha256 for e in candidate.evidence if e.kind == "frame"), None),
         evidence=[e.model_dump() for e in candidate.evidence],
         model=candidate.model.model_dump(), rule=candidate.rule)

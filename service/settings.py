@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         max_video_seconds: Longest accepted video.
         queue_limit: Queued jobs beyond which uploads get 503 with Retry-After.
         case_confidence: Confidence a detection needs to become a case candidate.
+        sample_rate: Share of the frames that produced no candidate kept for reviewers to
+            look for misses (active learning); 0 keeps none.
     """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", frozen=True)
@@ -56,6 +58,7 @@ class Settings(BaseSettings):
     max_video_seconds: float = Field(default=3600.0, gt=0)
     queue_limit: int = Field(default=100, gt=0)
     case_confidence: float = Field(default=0.4, ge=0, le=1)
+    sample_rate: float = Field(default=0.02, ge=0, le=1)
 
     @model_validator(mode="after")
     def _dispatch_needs_a_secret(self) -> Settings:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from streetwatch.inference.camera import Camera
@@ -16,10 +18,11 @@ from streetwatch.inference.cases import (
     Place,
     Source,
 )
+from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.pipeline import run
 from streetwatch.inference.rules import Firing, RuleEngine
 from streetwatch.inference.sources import StreamSource
-from streetwatch.inference.types import Frame
+from streetwatch.inference.types import BGRImage, Detections, Frame
 from streetwatch.service.jobs import Worker, store_cases
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,36 @@ class _StoringBuilder(CaseBuilder):
             merged = next(c for c in self.candidates if firing.track.tracker_id in c.tracks)
             self._store([merged], update=True)
         return candidate
+
+
+class FollowPromoted:
+    """The promoted model for a stream that never ends: between batches, at most every
+    ``check_s``, it looks whether another model was promoted (or rolled back to) and swaps
+    to it; the cases built from then on record the new model."""
+
+    def __init__(self, jobs: Worker, builder: CaseBuilder, check_s: float = 2.0) -> None:
+        self.jobs, self.builder, self.check_s = jobs, builder, check_s
+        self.ref, self.current = jobs.detector()
+        self._checked = time.monotonic()
+
+    @property
+    def config(self) -> DetectorConfig:
+        return self.current.config
+
+    def __call__(self, images: Sequence[BGRImage]) -> list[Detections]:
+        if time.monotonic() - self._checked >= self.check_s:
+            self._checked = time.monotonic()
+            ref, detector = self.jobs.detector()
+            if ref != self.ref:
+                log.info("camera stream switches from %s to %s", self.ref, ref)
+                self.ref, self.current = ref, detector
+                self.builder.model = _model_ref(detector)
+        return self.current(images)
+
+
+def _model_ref(detector: Detector) -> ModelRef:
+    info = detector.info
+    return ModelRef(name=info.name, version=info.version, sha256=info.sha256)
 
 
 class CameraWorker:
@@ -69,18 +102,17 @@ class CameraWorker:
     def _run(self) -> None:
         try:
             _ref, detector = self.jobs.detector()
-            info = detector.info
             services = self.jobs.services
             location = self.camera.location
             builder = _StoringBuilder(
                 lambda cases, update=False: store_cases(services.sessions, None, cases,
                                                         update=update),
-                evidence=EvidenceStore(services.evidence),
-                model=ModelRef(name=info.name, version=info.version, sha256=info.sha256),
+                evidence=EvidenceStore(services.evidence), model=_model_ref(detector),
                 source=Source(kind="camera", id=self.camera.id),
                 fixed_location=Place(lat=location.lat, lon=location.lon) if location else None)
             metrics = services.metrics
-            run(self.stream, detector, RuleEngine(self.camera), builder, fps=self.fps,
+            run(self.stream, FollowPromoted(self.jobs, builder), RuleEngine(self.camera),
+                builder, fps=self.fps,
                 progress=metrics.frames.inc if metrics else lambda n: None,
                 on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
         except Exception as exc:  # report it on the camera; never take the service down

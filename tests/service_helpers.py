@@ -3,10 +3,13 @@ choose, API keys, and job state (importable through pytest's pythonpath)."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 from fastapi.testclient import TestClient
 from fixed_onnx import anchor, fixed_model
 from live_helpers import wait_until  # re-exported for the service tests
@@ -17,11 +20,12 @@ from streetwatch.service.auth import create_key
 from streetwatch.service.settings import Settings
 
 
-def service_settings(tmp_path: Path, class_key: str, **overrides: Any) -> Settings:
+def service_settings(tmp_path: Path, class_key: str, *,
+                     anchors: list[list[float]] | None = None, **overrides: Any) -> Settings:
     """Settings with a tmp data dir and a registry whose promoted model sees one box of
-    ``class_key`` at (60, 70, 100, 90) in every 160x120 frame."""
+    ``class_key`` at (60, 70, 100, 90) in every 160x120 frame (or ``anchors``)."""
     registry = Registry(tmp_path / "registry")
-    model = fixed_model(tmp_path / "fixed.onnx",
+    model = fixed_model(tmp_path / "fixed.onnx", anchors or
                         [anchor(32, 40, 16, 8, TAXONOMY.by_key(class_key).id, 0.8)])
     registry.register(ModelCard(name="fixed", version="1", created_at=datetime.now(UTC),
                                 taxonomy_version=TAXONOMY.version, classes=TAXONOMY.keys,
@@ -42,4 +46,21 @@ def job_done(client: TestClient, job_id: str, headers: dict[str, str]) -> bool:
                 in ("done", "failed"))
 
 
-__all__ = ["job_done", "keys", "service_settings", "wait_until"]
+def upload_photos(client: TestClient, shades: list[int], **form: str) -> str:
+    """Upload grey 160x120 JPEGs (one per shade, so each is its own frame) and wait for
+    the job to finish; its id."""
+    files = []
+    for shade in shades:
+        ok, data = cv2.imencode(".jpg", np.full((120, 160, 3), shade, np.uint8))
+        assert ok
+        files.append(("files", (f"p{shade}.jpg", io.BytesIO(data.tobytes()), "image/jpeg")))
+    response = client.post("/v1/uploads/photos", headers=keys(client, "ingest"), data=form,
+                           files=files)
+    assert response.status_code == 202, response.text
+    job_id = str(response.json()["job_id"])
+    reviewer = keys(client, "reviewer")
+    assert wait_until(lambda: job_done(client, job_id, reviewer))
+    return job_id
+
+
+__all__ = ["anchor", "job_done", "keys", "service_settings", "upload_photos", "wait_until"]

@@ -44,8 +44,15 @@ def test_the_database_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
 
     from streetwatch.service.db import MIGRATIONS
 
-    assert {"api_keys", "jobs", "uploads", "cases", "audit", "outbox", "cameras"} <= set(
-        inspect(engine).get_table_names())
+    assert {"api_keys", "jobs", "uploads", "cases", "audit", "outbox", "cameras",
+            "frames"} <= set(inspect(engine).get_table_names())
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from streetwatch.service.db import Base
+
+    with engine.connect() as connection:  # the migrations build exactly the tables of db.py
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(config).get_current_head()
