@@ -18,7 +18,6 @@ MAPPING = ["--map", "win_ad=unauthorized_ad", "--map", "signboard=none", "--map"
            "cantilever=none", "--map", "window=none", "--map", "door=none", "--map", "arch=none"]
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(not FACADES.is_dir(), reason=f"real data not found at {FACADES} "
                        "(../shared beside the clone, or set STREETWATCH_SHARED)"),
 ]
