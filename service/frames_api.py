@@ -31,6 +31,7 @@ from streetwatch.service.feedback import collect
 from streetwatch.service.state import State
 
 frames = APIRouter()
+OVERHANG_PX = 2.0  # a drawn or converted box may overhang the frame this much; it is clipped
 
 
 class AddedBox(BaseModel):
@@ -86,10 +87,14 @@ def review_frame(sha256: str, review: FrameReview, state: State,
                 raise HTTPException(422, f"missed[{n}].category: {item.category!r} is not "
                                     f"one of {', '.join(TAXONOMY.keys)}")
             x1, y1, x2, y2 = item.box
-            if not (0 <= x1 < x2 <= row.width and 0 <= y1 < y2 <= row.height):
+            slack = OVERHANG_PX
+            if not (-slack <= x1 < x2 <= row.width + slack
+                    and -slack <= y1 < y2 <= row.height + slack):
                 raise HTTPException(422, f"missed[{n}].box: {list(item.box)} must be x1 < x2, "
                                     f"y1 < y2 within the {row.width}x{row.height} frame")
-            added.append({"category": item.category, "box": list(item.box),
+            box = [max(0.0, x1), max(0.0, y1), min(float(row.width), x2),
+                   min(float(row.height), y2)]
+            added.append({"category": item.category, "box": box,
                           "who": caller.name, "at": utcnow().isoformat()})
         row.added = [*row.added, *added]
         row.reviewed_by, row.reviewed_at = caller.name, utcnow()

@@ -177,8 +177,10 @@ def test_frames_without_candidates_are_sampled_for_misses(tmp_path: Path) -> Non
         assert outside.status_code == 422 and "missed[0].box" in outside.json()["error"]
         unknown = look(first, [{"category": "bicycle", "box": [1, 1, 5, 5]}])
         assert unknown.status_code == 422 and "missed[0].category" in unknown.json()["error"]
-        assert look(first, [{"category": "ground_lock", "box": [100, 80, 130, 110]}]
-                    ).status_code == 200
+        clipped = look(first, [{"category": "ground_lock", "box": [100, 80, 130, 110]},
+                               {"category": "vehicle", "box": [-0.5, 60, 40, 121.5]}])
+        assert clipped.status_code == 200
+        assert clipped.json()["added"][1]["box"] == [0, 60, 40, 120]
         assert look(second, []).status_code == 200  # looked over: nothing missed
         assert client.get("/v1/review/samples", headers=reviewer).json()["total"] == 1
         assert client.post("/v1/frames/" + "0" * 64 + "/review", headers=reviewer,
@@ -190,6 +192,7 @@ def test_frames_without_candidates_are_sampled_for_misses(tmp_path: Path) -> Non
         rows = [json.loads(line) for line in
                 archive.read("feedback/manifest.jsonl").decode().splitlines()]
         assert sorted(r["meta"]["feedback"] for r in rows) == ["labelled", "reviewed_sample"]
+        assert sorted(r["meta"]["added"] for r in rows) == ["0", "2"]
         report = json.loads(archive.read("feedback/feedback.json"))
         assert report["held_back"] == {}  # the frame nobody looked at is no decision at all
 

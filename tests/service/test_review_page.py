@@ -1,6 +1,7 @@
 """The reviewer page in a real headless Chromium: sign in with a key, review from the
 keyboard (A confirms, R + number rejects with a reason, C + number changes the class,
-arrows move), counters follow, and the page speaks Chinese by default."""
+M + a drag + number boxes a miss, arrows move), counters follow, and the page speaks
+Chinese by default."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,64 +63,96 @@ def served(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
         thread.join(timeout=10)
 
 
-@pytest.mark.timeout(120)
-def test_a_reviewer_works_through_the_queue_from_the_keyboard(
-        served: tuple[str, TestClient]) -> None:
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium through Selenium."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     chromium, driver_path = browser_binaries()
-    base, client = served
-    key = keys(client, "reviewer", "王审核")["Authorization"].removeprefix("Bearer ")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
-        driver.get(f"{base}/review")
-        find = driver.find_element
-
-        def text(element_id: str) -> str:
-            # One script call reads the element atomically: the page re-renders the queue
-            # as it changes, so a found element can go stale before .text is read.
-            return str(driver.execute_script(
-                "const e = document.getElementById(arguments[0]);"
-                "return e ? e.innerText.trim() : null;", element_id))
-
-        assert wait_until(lambda: find(By.ID, "login").is_displayed())
-        assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
-        find(By.ID, "key").send_keys(key + Keys.ENTER)
-        assert wait_until(lambda: text("count-pending") == "待审核 2")
-        assert text("who") == "王审核" and text("current-category") == "私装地锁"
-        image: Any = driver.execute_script(
-            "return document.getElementById('annotated').naturalWidth")
-        assert image == 160  # evidence loads with the session cookie
-
-        body = find(By.TAG_NAME, "body")
-        body.send_keys("a")
-        assert wait_until(lambda: text("count-confirmed") == "已确认 1")
-        body.send_keys("c")
-        body.send_keys("1")  # street_vending
-        assert wait_until(lambda: text("current-category") == "占道经营")
-        body.send_keys("r")
-        body.send_keys("1")  # false_positive
-        assert wait_until(lambda: text("count-rejected") == "已驳回 1")
-        assert wait_until(lambda: text("count-pending") == "待审核 0")
-
-        find(By.ID, "lang").click()
-        assert wait_until(lambda: text("count-pending") == "Pending 0")
-        reviewer = keys(client, "reviewer")
-        rejected = client.get("/v1/cases", headers=reviewer,
-                              params={"status": "rejected"}).json()["items"]
-        assert [c["category"] for c in rejected] == ["street_vending"]
-        audit = client.get(f"/v1/cases/{rejected[0]['id']}/audit", headers=reviewer).json()
-        assert audit[-1]["who"] == "王审核" and audit[-1]["details"]["reason"] == \
-            "false_positive"
+        yield driver
     finally:
         driver.quit()
+
+
+def box_a_miss(driver: Any, client: TestClient, text: Callable[[str], str]) -> None:
+    """M, a drag on the evidence, a class: a box around something the model missed."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.TAG_NAME, "body").send_keys("m")
+    evidence = driver.find_element(By.ID, "annotated")
+    ActionChains(driver).move_to_element_with_offset(evidence, -60, -40).click_and_hold() \
+        .move_by_offset(40, 30).release().perform()
+    assert wait_until(lambda: driver.find_element(By.ID, "chooser").is_displayed())
+    driver.find_element(By.TAG_NAME, "body").send_keys("6")  # vehicle
+    assert wait_until(lambda: text("message") == "已添加漏检框")
+    scale: Any = driver.execute_script(
+        "const i = document.getElementById('annotated');"
+        "return i.naturalWidth / i.getBoundingClientRect().width")
+    reviewer = keys(client, "reviewer")
+    pending = client.get("/v1/cases", headers=reviewer).json()["items"]
+    [added] = client.get(f"/v1/frames/{pending[0]['frame']}", headers=reviewer).json()["added"]
+    x1, y1, x2, y2 = added["box"]
+    assert added["category"] == "vehicle" and added["who"] == "王审核"
+    assert abs((x2 - x1) - 40 * scale) <= 2 and abs((y2 - y1) - 30 * scale) <= 2
+
+
+@pytest.mark.timeout(120)
+def test_a_reviewer_works_through_the_queue_from_the_keyboard(
+        served: tuple[str, TestClient], browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, client = served
+    key = keys(client, "reviewer", "王审核")["Authorization"].removeprefix("Bearer ")
+    driver = browser
+    driver.get(f"{base}/review")
+    find = driver.find_element
+
+    def text(element_id: str) -> str:
+        # One script call reads the element atomically: the page re-renders the queue
+        # as it changes, so a found element can go stale before .text is read.
+        return str(driver.execute_script(
+            "const e = document.getElementById(arguments[0]);"
+            "return e ? e.innerText.trim() : null;", element_id))
+
+    assert wait_until(lambda: find(By.ID, "login").is_displayed())
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    find(By.ID, "key").send_keys(key + Keys.ENTER)
+    assert wait_until(lambda: text("count-pending") == "待审核 2")
+    assert text("who") == "王审核" and text("current-category") == "私装地锁"
+    image: Any = driver.execute_script(
+        "return document.getElementById('annotated').naturalWidth")
+    assert image == 160  # evidence loads with the session cookie
+
+    box_a_miss(driver, client, text)
+    body = find(By.TAG_NAME, "body")
+    body.send_keys("a")
+    assert wait_until(lambda: text("count-confirmed") == "已确认 1")
+    body.send_keys("c")
+    body.send_keys("1")  # street_vending
+    assert wait_until(lambda: text("current-category") == "占道经营")
+    body.send_keys("r")
+    body.send_keys("1")  # false_positive
+    assert wait_until(lambda: text("count-rejected") == "已驳回 1")
+    assert wait_until(lambda: text("count-pending") == "待审核 0")
+
+    find(By.ID, "lang").click()
+    assert wait_until(lambda: text("count-pending") == "Pending 0")
+    reviewer = keys(client, "reviewer")
+    rejected = client.get("/v1/cases", headers=reviewer,
+                          params={"status": "rejected"}).json()["items"]
+    assert [c["category"] for c in rejected] == ["street_vending"]
+    audit = client.get(f"/v1/cases/{rejected[0]['id']}/audit", headers=reviewer).json()
+    assert audit[-1]["who"] == "王审核" and audit[-1]["details"]["reason"] == \
+        "false_positive"
 
 
 def test_a_wrong_key_does_not_sign_in(served: tuple[str, TestClient]) -> None:
