@@ -226,8 +226,7 @@ class Worker:
             total = int(source_video.info.seconds * fps) + 1
         rules = RuleEngine(None, default_confidence=self.services.case_conf,
                            confirm_frames=1 if photos else 3)
-        sampler = FrameSampler(EvidenceStore(self.services.evidence), job_id, source,
-                               builder.model, self.services.sample_rate,
+        sampler = FrameSampler(builder, job_id, self.services.sample_rate,
                                self.services.case_conf)
         total, done = max(1, total), [0]
         metrics = self.services.metrics
@@ -245,7 +244,7 @@ class Worker:
         run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
             on_inference=metrics.inference_seconds.observe if metrics else lambda s: None,
             on_frame=sampler)
-        store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.rows)
+        store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.take())
         self._finish(job_id, "done")
 
     def _video(self, video: Upload, uploads: list[Upload], params: dict[str, Any],
@@ -275,12 +274,13 @@ class Worker:
 class FrameSampler:
     """Keeps a share of the frames that could not produce a candidate (no case class at
     the case confidence), for reviewers to look for what the model missed. The choice is a
-    hash of the job and frame index, so a job re-run after a crash samples the same frames."""
+    hash of the job (or source) and frame index, so a job re-run after a crash samples the
+    same frames. Rows record the builder's model, which follows a hot reload."""
 
-    def __init__(self, evidence: EvidenceStore, job_id: str, source: Source, model: ModelRef,
-                 rate: float, case_conf: float) -> None:
-        self.evidence, self.job_id, self.source, self.model = evidence, job_id, source, model
-        self.rate, self.case_conf = rate, case_conf
+    def __init__(self, builder: CaseBuilder, job_id: str | None, rate: float,
+                 case_conf: float) -> None:
+        self.builder, self.job_id, self.rate, self.case_conf = builder, job_id, rate, case_conf
+        self._key = job_id or f"{builder.source.kind}:{builder.source.id}"
         self.rows: list[FrameRow] = []
 
     def __call__(self, frame: Frame, detections: Detections) -> None:
@@ -289,15 +289,21 @@ class FrameSampler:
         if any(int(c) in CASE_CLASS_IDS and float(p) >= self.case_conf
                for c, p in zip(detections.class_id, detections.confidence, strict=True)):
             return
-        stored = self.evidence.put(frame.image, "frame")
+        stored = self.builder.evidence.put(frame.image, "frame")
         h, w = frame.image.shape[:2]
+        source = self.builder.source
         self.rows.append(FrameRow(
-            sha256=stored.sha256, kind="sample", job_id=self.job_id,
-            source_kind=self.source.kind, source_id=self.source.id,
-            captured_at=frame.captured_at, width=w, height=h, model=self.model.model_dump()))
+            sha256=stored.sha256, kind="sample", job_id=self.job_id, source_kind=source.kind,
+            source_id=source.id, captured_at=frame.captured_at, width=w, height=h,
+            model=self.builder.model.model_dump()))
+
+    def take(self) -> list[FrameRow]:
+        """The rows kept since the last take."""
+        rows, self.rows = self.rows, []
+        return rows
 
     def _draw(self, index: int) -> float:
-        digest = hashlib.sha256(f"{self.job_id}:{index}".encode()).digest()
+        digest = hashlib.sha256(f"{self._key}:{index}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64
 
 

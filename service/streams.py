@@ -23,7 +23,7 @@ from streetwatch.inference.pipeline import run
 from streetwatch.inference.rules import Firing, RuleEngine
 from streetwatch.inference.sources import StreamSource
 from streetwatch.inference.types import BGRImage, Detections, Frame
-from streetwatch.service.jobs import Worker, store_cases
+from streetwatch.service.jobs import FrameSampler, Worker, store_cases
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,15 @@ class CameraWorker:
                 source=Source(kind="camera", id=self.camera.id),
                 fixed_location=Place(lat=location.lat, lon=location.lon) if location else None)
             metrics = services.metrics
+            sampler = FrameSampler(builder, None, services.sample_rate, services.case_conf)
+
+            def sample(frame: Frame, detections: Detections) -> None:
+                sampler(frame, detections)
+                if sampler.rows:  # a stream never ends: store samples as they come
+                    store_cases(services.sessions, None, [], samples=sampler.take())
+
             run(self.stream, FollowPromoted(self.jobs, builder), RuleEngine(self.camera),
-                builder, fps=self.fps,
+                builder, fps=self.fps, on_frame=sample,
                 progress=metrics.frames.inc if metrics else lambda n: None,
                 on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
         except Exception as exc:  # report it on the camera; never take the service down

@@ -69,3 +69,24 @@ def test_camera_configs_are_checked(client: TestClient) -> None:
     assert changed["config"]["timezone"] == "Asia/Urumqi" and changed["fps"] == 2
     assert client.post("/v1/cameras", headers=keys(client, "reviewer"),
                        json={"id": "c3"}).status_code == 403
+
+
+@pytest.mark.timeout(60)
+def test_a_camera_samples_frames_without_candidates_for_misses(tmp_path: Path,
+                                                                stream_url: str) -> None:
+    settings = service_settings(tmp_path, "vehicle", sample_rate=1.0)  # never a case
+    with TestClient(create_app(settings)) as client:
+        admin = keys(client, "admin")
+        client.post("/v1/cameras", headers=admin,
+                    json={"id": "cam-2", "url": stream_url, "fps": 5, "config": {}})
+        client.post("/v1/cameras/cam-2/start", headers=admin)
+
+        def sampled() -> int:
+            return int(client.get("/v1/review/samples", headers=admin).json()["total"])
+
+        assert wait_until(lambda: sampled() >= 1)
+        # the clip's frames are identical: one stored frame however many were sampled
+        [frame] = client.get("/v1/review/samples", headers=admin).json()["items"]
+        assert frame["source"] == {"kind": "camera", "id": "cam-2"} and frame["job_id"] is None
+        assert frame["model"]["version"] == "1"
+        client.post("/v1/cameras/cam-2/stop", headers=admin)
