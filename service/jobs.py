@@ -198,7 +198,9 @@ class Worker:
         if self._detector is None or self._detector[0] != ref:
             card = registry.card(ref)
             path = registry.artefact_path(card, "onnx")
-            self._detector = (ref, Detector.open(path, card, DetectorConfig()))
+            # the detector must not drop what the case threshold would keep
+            config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf))
+            self._detector = (ref, Detector.open(path, card, config))
         return self._detector
 
     def _process(self, job_id: str) -> None:

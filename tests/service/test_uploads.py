@@ -173,3 +173,14 @@ def test_malformed_requests_say_which_field(client: TestClient) -> None:
     assert response.status_code == 422 and response.json()["error"].startswith("body.lat:")
     missing = client.post("/v1/uploads/photos", headers=keys(client, "ingest"))
     assert missing.status_code == 422 and "files" in missing.json()["error"]
+
+
+def test_a_low_case_threshold_reaches_below_the_detectors_default(tmp_path: Path) -> None:
+    from service_helpers import anchor, upload_photos
+
+    settings = service_settings(tmp_path, "unauthorized_ad", case_confidence=0.1,
+                                anchors=[anchor(32, 40, 16, 8, AD, 0.2)])
+    with TestClient(create_app(settings)) as client:
+        upload_photos(client, [50])
+        cases = client.get("/v1/cases", headers=keys(client, "reviewer")).json()["items"]
+        assert [round(c["confidence"], 2) for c in cases] == [0.2]
