@@ -193,6 +193,7 @@ class CaseBuilder:
     merge_m: float = 30.0
     merge_iou: float = 0.3
     merge_window_s: float = 3600.0
+    run: str = ""  # names the footage (a job id): two uploads never share a case id
     candidates: list[CaseCandidate] = field(default_factory=list)
 
     def add(self, firing: Firing, best: Frame) -> CaseCandidate | None:
@@ -212,8 +213,8 @@ class CaseBuilder:
             open_case.last_seen = max(open_case.last_seen, track.last_seen)
             open_case.tracks.append(track.tracker_id)
             return None
-        key = (f"{self.source.kind}:{self.source.id}:{category}:"
-               f"{track.first_seen.isoformat()}:{track.tracker_id}")
+        key = (f"{self.run + ':' if self.run else ''}{self.source.kind}:{self.source.id}:"
+               f"{category}:{track.first_seen.isoformat()}:{track.tracker_id}")
         annotated = draw_box(best.image, box, category, observation.confidence)
         evidence = [self.evidence.put(annotated, "annotated"),
                     self.evidence.put(crop(best.image, box), "crop"),

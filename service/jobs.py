@@ -217,7 +217,7 @@ class Worker:
         info = detector.info
         builder = CaseBuilder(EvidenceStore(self.services.evidence),
                               ModelRef(name=info.name, version=info.version, sha256=info.sha256),
-                              source)
+                              source, run=job_id)
         video = next((u for u in uploads if u.role == "video"), None)
         if video is None:
             frames: Iterable[Frame] = self._photo_frames(uploads, params, source.id)

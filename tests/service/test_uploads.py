@@ -184,3 +184,22 @@ def test_a_low_case_threshold_reaches_below_the_detectors_default(tmp_path: Path
         upload_photos(client, [50])
         cases = client.get("/v1/cases", headers=keys(client, "reviewer")).json()["items"]
         assert [round(c["confidence"], 2) for c in cases] == [0.2]
+
+
+def test_two_uploads_of_one_vehicle_at_the_same_second_keep_their_cases(
+        client: TestClient) -> None:
+    from PIL import Image
+
+    def shot(shade: int) -> bytes:
+        exif = Image.Exif()
+        exif[0x0132] = "2026:05:12 09:30:00"
+        buffer = io.BytesIO()
+        Image.new("RGB", (160, 120), (shade,) * 3).save(buffer, "JPEG", exif=exif)
+        return buffer.getvalue()
+
+    reviewer = keys(client, "reviewer")
+    for shade in (60, 160):  # a burst: same vehicle, same second, same kind of violation
+        job = upload(client, ("burst.jpg", shot(shade)), vehicle_id="patrol-3")
+        assert wait_until(partial(job_done, client, str(job["job_id"]), reviewer))
+    cases = client.get("/v1/cases", headers=reviewer).json()["items"]
+    assert len(cases) == 2 and len({c["frame"] for c in cases}) == 2
