@@ -111,11 +111,12 @@ def read_photo(path: Path, zone: ZoneInfo) -> tuple[BGRImage, datetime, Location
         with Image.open(path) as opened:  # reads the header only
             exif = opened.getexif()
             kind = opened.format
-            image = None
+            image: BGRImage | None = None
             if kind in ("JPEG", "MPO") or exif.get(0x0112, 1) == 1:
                 # OpenCV decodes several times faster than Pillow, BGR as we need it, and
                 # applies a JPEG's EXIF orientation itself
-                image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+                decoded = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+                image = None if decoded is None else np.asarray(decoded, np.uint8)
             if image is None:
                 upright = ImageOps.exif_transpose(opened).convert("RGB")
                 image = np.ascontiguousarray(np.asarray(upright)[:, :, ::-1])
