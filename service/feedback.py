@@ -104,14 +104,14 @@ def _decide(frame: FeedbackFrame, row: FrameRow, cases: list[Case],
         history = audits[case.id]
         if case.status in POSITIVE:
             corrected = [e.details for e in history if {"category", "box"} & set(e.details)]
-            decider = next(e.who for e in reversed(history) if e.to_status == "confirmed")
+            decider = _decider(history, "confirmed")
             recategorised = any("category" in d for d in corrected)
             frame.labels.append(Label(
                 category=case.category if recategorised else (case.detected or case.category),
                 box=_box(case.box), decision="corrected" if corrected else "confirmed",
                 who=decider, case_id=case.id))
         elif case.status == "rejected" and case.reject_reason in FALSE_ALARM:
-            decider = next(e.who for e in reversed(history) if e.to_status == "rejected")
+            decider = _decider(history, "rejected")
             frame.rejected.append(Rejected(category=case.category, box=_box(case.box),
                                            reason=case.reject_reason or "", who=decider,
                                            case_id=case.id))
@@ -129,6 +129,12 @@ def _decide(frame: FeedbackFrame, row: FrameRow, cases: list[Case],
     if not frame.labels and not frame.rejected and not frame.sampled:
         return "no decision on it says what it shows"
     return None
+
+
+def _decider(history: list[AuditEntry], status: str) -> str:
+    """Who last moved the case to ``status`` (unknown for a case without that audit row,
+    e.g. one imported with its decision)."""
+    return next((e.who for e in reversed(history) if e.to_status == status), "unknown")
 
 
 def _box(values: Any) -> tuple[float, float, float, float]:
