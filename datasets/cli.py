@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from streetwatch.datasets.format import SPLITS, Dataset, DatasetError
 from streetwatch.datasets.importers import SCANNERS, ClassMap, ImporterError, import_scan
-from streetwatch.datasets.merge import MERGED_SOURCE, merge_datasets, source_tag
+from streetwatch.datasets.merge import merge_datasets, source_tag
 from streetwatch.datasets.split import apply_split, plan_split
 from streetwatch.datasets.stats import compute_stats, format_stats
 from streetwatch.datasets.validate import fix_dataset, inspect_dataset
@@ -154,12 +154,12 @@ def merge_command(sources: tuple[Path, ...], out: Path, splits: tuple[str, ...],
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from None
     per_split = Counter(r.split for r in merged.records)
-    per_source = Counter(r.meta[MERGED_SOURCE] for r in merged.records)
+    per_source = Counter(r.name.split("_", 1)[0] for r in merged.records)
     click.echo(
         f"merged {len(merged.records)} images into {out}"
         + (" (eval_only)" if eval_only else "") + ": "
         + ", ".join(f"{split} {per_split[split]}" for split in SPLITS if per_split[split])
-        + "; " + ", ".join(f"{source_tag(i)}={source} {per_source[str(source.resolve())]}"
+        + "; " + ", ".join(f"{source_tag(i)}={source} {per_source[source_tag(i)]}"
                            for i, source in enumerate(sources)))
 
 

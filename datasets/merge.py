@@ -4,8 +4,10 @@ held-out set and the held-out slice of a feedback dataset.
 Each source gets a short tag (``s0``, ``s1``... in the order given) that prefixes its image
 names and groups in the merged dataset, so names stay unique and groups of different sources
 never merge. Every manifest row keeps its split, source and meta, and gains
-``merged_from`` (the source folder's name), ``merged_source`` (its absolute path) and
-``merged_path`` (the image's path inside it): enough to trace each image back.
+``merged_from`` (the source folder's name) and ``merged_path`` (the image's path inside it):
+enough to trace each image back. No absolute path is recorded, so the same merge made in
+another place has the same manifest, hence the same fingerprint (evaluations recorded on
+model cards stay comparable).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from streetwatch.models.taxonomy import TAXONOMY
 
 # Meta keys added to every merged row.
 MERGED_FROM = "merged_from"
-MERGED_SOURCE = "merged_source"
 MERGED_PATH = "merged_path"
 
 
@@ -61,7 +62,7 @@ def merge_datasets(
 
     Images are copied byte for byte and their boxes unchanged; each row keeps its split,
     source and meta. Image names and groups get the source's tag (``s0_a.jpg``, group
-    ``s0_video-3``) and the meta gains ``merged_from``, ``merged_source`` and ``merged_path``.
+    ``s0_video-3``) and the meta gains ``merged_from`` and ``merged_path``.
     The dataset is written through :class:`DatasetWriter`: on any error nothing is left at
     ``out``.
 
@@ -115,7 +116,6 @@ def merge_datasets(
             meta = {
                 **record.meta,
                 MERGED_FROM: dataset.root.name,
-                MERGED_SOURCE: str(dataset.root.resolve()),
                 MERGED_PATH: record.path,
             }
             try:
