@@ -12,10 +12,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Any, Literal
+
+import yaml
 
 from streetwatch.datasets.format import (
     DATA_YAML,
+    EVAL_ONLY_KEY,
     HELD_OUT_RANK,
     MANIFEST,
     SPLITS,
@@ -353,6 +356,18 @@ class FixReport:
 _UNFIXABLE = frozenset({"names-not-taxonomy", "data-yaml", "no-images", "not-a-directory"})
 
 
+def _kept_yaml_keys(root: Path) -> dict[str, Any]:
+    """The ``data.yaml`` flags a fixed copy must keep (``eval_only``: a fix must never turn
+    an evaluation set into a trainable one)."""
+    try:
+        content = yaml.safe_load((root / DATA_YAML).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    if isinstance(content, dict) and content.get(EVAL_ONLY_KEY) is True:
+        return {EVAL_ONLY_KEY: True}
+    return {}
+
+
 def fix_dataset(inspection: DatasetInspection, out: Path, *, overwrite: bool = False) -> FixReport:
     """Write a cleaned copy of an inspected dataset to ``out``; the input is never modified.
 
@@ -366,7 +381,8 @@ def fix_dataset(inspection: DatasetInspection, out: Path, *, overwrite: bool = F
     report.labels_dropped = sum(p.code == "label-orphan" for p in inspection.problems)
     names = inspection.names or TAXONOMY.keys
     keep = _copies_to_keep(inspection.images)
-    with DatasetWriter(out, names=names, overwrite=overwrite) as writer:
+    with DatasetWriter(out, names=names, overwrite=overwrite,
+                       extra_yaml=_kept_yaml_keys(inspection.root)) as writer:
         for entry in inspection.images:
             if entry.info is None:
                 report.images_dropped.append((entry.path, "unreadable image"))

@@ -624,3 +624,11 @@ def test_fix_output_has_no_zero_area_boxes_created_by_clipping(dataset: Path,
     assert "[coord-out-of-range]" in validate(dataset).output
     result = validate(dataset, "--fix", tmp_path / "fixed")
     assert result.exit_code == 0, result.output
+
+
+def test_fix_keeps_an_evaluation_set_evaluation_only(dataset: Path, tmp_path: Path) -> None:
+    data_yaml = dataset / "data.yaml"
+    data_yaml.write_text(data_yaml.read_text() + "eval_only: true\n")
+    result = validate(dataset, "--fix", tmp_path / "fixed")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((tmp_path / "fixed" / "data.yaml").read_text())["eval_only"] is True
