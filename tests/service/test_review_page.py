@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from fastapi.testclient import TestClient
 from service_helpers import job_done, keys, service_settings, wait_until
 
 from streetwatch.service.app import create_app
+from streetwatch.service.settings import Settings
 
 
 def browser_binaries() -> tuple[str, str]:
@@ -36,12 +38,13 @@ def browser_binaries() -> tuple[str, str]:
     return chromium, driver
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
-    """The service on a real port (a browser needs one), with two pending cases."""
+@contextmanager
+def serving(settings: Settings) -> Iterator[tuple[str, TestClient]]:
+    """The service on a real port (a browser needs one), with two pending photos' worth of
+    work done."""
     import uvicorn
 
-    app = create_app(service_settings(tmp_path, "ground_lock"))
+    app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -61,6 +64,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
+    """Two pending ground-lock cases."""
+    with serving(service_settings(tmp_path, "ground_lock")) as served:
+        yield served
 
 
 @pytest.fixture
@@ -162,3 +172,51 @@ def test_a_wrong_key_does_not_sign_in(served: tuple[str, TestClient]) -> None:
     ingest = keys(client, "ingest")["Authorization"].removeprefix("Bearer ")
     assert client.post("/v1/session", json={"key": ingest}).status_code == 401
 
+
+def box_a_miss_on_a_sample(driver: Any, client: TestClient, text: Callable[[str], str],
+                           category_number: str) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.TAG_NAME, "body").send_keys("m")
+    ActionChains(driver).move_to_element_with_offset(
+        driver.find_element(By.ID, "annotated"), 0, 0).click_and_hold() \
+        .move_by_offset(30, 20).release().perform()
+    assert wait_until(lambda: driver.find_element(By.ID, "chooser").is_displayed())
+    driver.find_element(By.TAG_NAME, "body").send_keys(category_number)
+    assert wait_until(lambda: text("message") == "已添加漏检框")
+    assert text("added") == "1"
+
+
+@pytest.mark.timeout(120)
+def test_a_reviewer_looks_over_frames_without_candidates(tmp_path: Path, browser: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    # a model that only sees a vehicle: no case; every frame is sampled (both photos are
+    # the same picture: one frame)
+    settings = service_settings(tmp_path, "vehicle", sample_rate=1.0)
+    with serving(settings) as (base, client):
+        reviewer = keys(client, "reviewer", "王审核")
+        key = reviewer["Authorization"].removeprefix("Bearer ")
+        [sample] = client.get("/v1/review/samples", headers=reviewer).json()["items"]
+        driver = browser
+        driver.get(f"{base}/review")
+
+        def text(element_id: str) -> str:
+            return str(driver.execute_script(
+                "const e = document.getElementById(arguments[0]);"
+                "return e ? e.innerText.trim() : null;", element_id))
+
+        assert wait_until(lambda: driver.find_element(By.ID, "login").is_displayed())
+        driver.find_element(By.ID, "key").send_keys(key + Keys.ENTER)
+        assert wait_until(lambda: text("count-pending") == "待审核 0")
+        driver.find_element(By.ID, "mode").click()
+        assert wait_until(lambda: text("mode") == "待审核案件")
+        box_a_miss_on_a_sample(driver, client, text, "3")  # ground_lock
+        driver.find_element(By.TAG_NAME, "body").send_keys("n")  # nothing else: next
+        assert wait_until(lambda: text("empty") == "没有待抽查的画面")
+        assert client.get("/v1/review/samples", headers=reviewer).json()["total"] == 0
+        frame = client.get(f"/v1/frames/{sample['sha256']}", headers=reviewer).json()
+        assert [a["category"] for a in frame["added"]] == ["ground_lock"]
+        assert frame["reviewed_by"] == "王审核"
