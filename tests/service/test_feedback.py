@@ -9,6 +9,7 @@ import json
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,11 @@ def test_the_feedback_export_over_the_api_is_for_admins(client: TestClient) -> N
                        params={"since": "2999-01-01T00:00:00Z"})
     with zipfile.ZipFile(io.BytesIO(later.content)) as archive:
         assert archive.read("feedback/manifest.jsonl").decode() == ""
+    an_hour_ago = (datetime.now(UTC) - timedelta(hours=1)).astimezone(
+        timezone(timedelta(hours=8))).isoformat()  # the same instant, written in +08:00
+    recent = client.get("/v1/feedback.zip", headers=admin, params={"since": an_hour_ago})
+    with zipfile.ZipFile(io.BytesIO(recent.content)) as archive:
+        assert len(archive.read("feedback/manifest.jsonl").decode().splitlines()) == 1
     naive = client.get("/v1/feedback.zip", headers=admin, params={"since": "2026-01-01T00:00"})
     assert naive.status_code == 422 and "time zone" in str(naive.json()), naive.json()
 

@@ -203,3 +203,24 @@ def test_two_uploads_of_one_vehicle_at_the_same_second_keep_their_cases(
         assert wait_until(partial(job_done, client, str(job["job_id"]), reviewer))
     cases = client.get("/v1/cases", headers=reviewer).json()["items"]
     assert len(cases) == 2 and len({c["frame"] for c in cases}) == 2
+
+
+def test_time_filters_with_a_zone_compare_the_same_instant(client: TestClient) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0132] = "2026:05:12 09:30:00"  # Asia/Shanghai: 01:30 UTC
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 120), (90, 90, 90)).save(buffer, "JPEG", exif=exif)
+    reviewer = keys(client, "reviewer")
+    job = upload(client, ("shot.jpg", buffer.getvalue()))
+    assert wait_until(partial(job_done, client, str(job["job_id"]), reviewer))
+
+    def total(**params: str) -> int:
+        return int(client.get("/v1/cases", headers=reviewer, params=params).json()["total"])
+
+    assert total(since="2026-05-12T09:00:00+08:00") == 1  # 01:00 UTC, before the shot
+    assert total(since="2026-05-12T01:00:00Z") == 1
+    assert total(since="2026-05-12T10:00:00+08:00") == 0  # 02:00 UTC, after it
+    assert total(until="2026-05-12T10:00:00+08:00") == 1
+    assert total(until="2026-05-12T09:00:00+08:00") == 0
