@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -159,11 +159,10 @@ class CaseFilter:
         for bound in (self.since, self.until):
             if bound is not None and bound.tzinfo is None:
                 raise HTTPException(422, "since/until: give a time zone (...Z or +08:00)")
-        # stored times are UTC and SQLite keeps no zone: compare in UTC
-        if self.since is not None:
-            query = query.where(Case.last_seen >= self.since.astimezone(UTC))
+        if self.since is not None:  # compared as instants (db.UTCDateTime)
+            query = query.where(Case.last_seen >= self.since)
         if self.until is not None:
-            query = query.where(Case.first_seen < self.until.astimezone(UTC))
+            query = query.where(Case.first_seen < self.until)
         return query
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -59,7 +59,7 @@ def collect(sessions: sessionmaker[Session], evidence: Path, *, since: datetime 
             frame = FeedbackFrame(
                 image=evidence / f"{row.sha256}.jpg", sha256=row.sha256, width=row.width,
                 height=row.height, source=f"{row.source_kind}:{row.source_id}",
-                day=_utc(row.captured_at).astimezone(zone).date().isoformat(),
+                day=row.captured_at.astimezone(zone).date().isoformat(),
                 captured_at=row.captured_at,
                 models=sorted({_model_ref(m) for m in [row.model, *(c.model for c in cases)]
                                if m}),
@@ -77,8 +77,7 @@ def _touched_frames(session: Session, since: datetime | None) -> Iterator[FrameR
     decided = select(Case.frame).join(AuditEntry, AuditEntry.case_id == Case.id).where(
         AuditEntry.to_status.in_(("confirmed", "rejected")), Case.frame.is_not(None))
     reviewed = select(FrameRow.sha256).where(FrameRow.reviewed_at.is_not(None))
-    if since is not None:  # stored times are UTC (SQLite keeps no zone: compare in UTC)
-        since = since.astimezone(UTC)
+    if since is not None:  # compared as instants (db.UTCDateTime)
         decided = decided.where(AuditEntry.at >= since)
         reviewed = reviewed.where(FrameRow.reviewed_at >= since)
     query = select(FrameRow).where(or_(FrameRow.sha256.in_(decided),
@@ -136,11 +135,6 @@ def _decider(history: list[AuditEntry], status: str) -> str:
     """Who last moved the case to ``status`` (unknown for a case without that audit row,
     e.g. one imported with its decision)."""
     return next((e.who for e in reversed(history) if e.to_status == status), "unknown")
-
-
-def _utc(moment: datetime) -> datetime:
-    """A stored time as UTC (SQLite returns them without a zone)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _box(values: Any) -> tuple[float, float, float, float]:

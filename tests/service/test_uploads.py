@@ -224,3 +224,8 @@ def test_time_filters_with_a_zone_compare_the_same_instant(client: TestClient) -
     assert total(since="2026-05-12T10:00:00+08:00") == 0  # 02:00 UTC, after it
     assert total(until="2026-05-12T10:00:00+08:00") == 1
     assert total(until="2026-05-12T09:00:00+08:00") == 0
+    # times come back with their zone, so a browser in Beijing shows 09:30, not 01:30
+    [case] = client.get("/v1/cases", headers=reviewer).json()["items"]
+    assert case["first_seen"] == "2026-05-12T01:30:00+00:00"
+    job_json = client.get(f"/v1/jobs/{job['job_id']}", headers=reviewer).json()
+    assert job_json["created_at"].endswith("+00:00")
