@@ -63,7 +63,12 @@ class FollowPromoted:
     def __call__(self, images: Sequence[BGRImage]) -> list[Detections]:
         if time.monotonic() - self._checked >= self.check_s:
             self._checked = time.monotonic()
-            ref, detector = self.jobs.detector()
+            try:
+                ref, detector = self.jobs.detector()
+            except Exception:  # a promotion that cannot load must not stop the camera
+                log.exception("camera stream keeps %s: the promoted model cannot be loaded",
+                              self.ref)
+                ref, detector = self.ref, self.current
             if ref != self.ref:
                 log.info("camera stream switches from %s to %s", self.ref, ref)
                 self.ref, self.current = ref, detector

@@ -126,3 +126,21 @@ def test_a_camera_stream_switches_model_between_batches(settings: Settings,
     registry.promote("fixed:2", by="test", force=True)
     assert TAXONOMY.by_id(int(follow([image])[0].class_id[0])).key == "street_vending"
     assert builder.model.version == "2" and follow.ref == "fixed:2"
+
+
+def test_a_stream_keeps_its_model_when_the_promoted_one_cannot_load(
+        settings: Settings, tmp_path: Path) -> None:
+    assert settings.registry is not None
+    registry = Registry(settings.registry)
+    worker = Worker(Services(sessions=None, store=None, evidence=tmp_path,  # type: ignore[arg-type]
+                             registry=registry))
+    builder = CaseBuilder(EvidenceStore(tmp_path / "evidence"),
+                          ModelRef(name="fixed", version="1", sha256="x"),
+                          Source(kind="camera", id="cam"))
+    follow = FollowPromoted(worker, builder, check_s=0)
+    registry.promote("fixed:2", by="test", force=True)
+    card = registry.card("fixed:2")
+    registry.artefact_path(card, "onnx").write_bytes(b"not a model any more")
+    image = np.full((120, 160, 3), 90, np.uint8)
+    assert TAXONOMY.by_id(int(follow([image])[0].class_id[0])).key == "ground_lock"
+    assert follow.ref == "fixed:1" and builder.model.version == "1"
