@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from streetwatch.datasets.feedback import write_feedback
@@ -68,8 +69,7 @@ def get_frame(sha256: str, state: State,
         row = session.get(FrameRow, sha256)
         if row is None:
             raise HTTPException(404, f"no frame {sha256}")
-        cases = list(session.scalars(select(Case).where(Case.frame == sha256)))
-        return _frame_json(row, cases)
+        return _frame_json(row, _cases_on(session, sha256))
 
 
 @frames.post("/v1/frames/{sha256}/review")
@@ -99,8 +99,7 @@ def review_frame(sha256: str, review: FrameReview, state: State,
         row.added = [*row.added, *added]
         row.reviewed_by, row.reviewed_at = caller.name, utcnow()
         session.commit()
-        cases = list(session.scalars(select(Case).where(Case.frame == sha256)))
-        return _frame_json(row, cases)
+        return _frame_json(row, _cases_on(session, sha256))
 
 
 @frames.get("/v1/model")
@@ -142,6 +141,10 @@ def feedback_export(
         raise
     return FileResponse(archive, media_type="application/zip", filename="feedback.zip",
                         background=BackgroundTask(shutil.rmtree, work, ignore_errors=True))
+
+
+def _cases_on(session: Session, sha256: str) -> list[Case]:
+    return list(session.scalars(select(Case).where(Case.frame == sha256)))
 
 
 def _frame_json(row: FrameRow, cases: list[Case]) -> dict[str, Any]:
