@@ -111,8 +111,9 @@ def test_a_running_job_finishes_on_the_model_it_started_with(
     assert served_by(client, second) == ("fixed:2", [("street_vending", "2")])
 
 
-def test_a_camera_stream_switches_model_between_batches(settings: Settings,
-                                                        tmp_path: Path) -> None:
+def following(settings: Settings,
+              tmp_path: Path) -> tuple[Registry, CaseBuilder, FollowPromoted]:
+    """A camera's model follower (checking at every batch) and its case builder."""
     assert settings.registry is not None
     registry = Registry(settings.registry)
     worker = Worker(Services(sessions=None, store=None, evidence=tmp_path,  # type: ignore[arg-type]
@@ -120,7 +121,12 @@ def test_a_camera_stream_switches_model_between_batches(settings: Settings,
     builder = CaseBuilder(EvidenceStore(tmp_path / "evidence"),
                           ModelRef(name="fixed", version="1", sha256="x"),
                           Source(kind="camera", id="cam"))
-    follow = FollowPromoted(worker, builder, check_s=0)
+    return registry, builder, FollowPromoted(worker, builder, check_s=0)
+
+
+def test_a_camera_stream_switches_model_between_batches(settings: Settings,
+                                                        tmp_path: Path) -> None:
+    registry, builder, follow = following(settings, tmp_path)
     image = np.full((120, 160, 3), 90, np.uint8)
     assert TAXONOMY.by_id(int(follow([image])[0].class_id[0])).key == "ground_lock"
     registry.promote("fixed:2", by="test", force=True)
@@ -130,14 +136,7 @@ def test_a_camera_stream_switches_model_between_batches(settings: Settings,
 
 def test_a_stream_keeps_its_model_when_the_promoted_one_cannot_load(
         settings: Settings, tmp_path: Path) -> None:
-    assert settings.registry is not None
-    registry = Registry(settings.registry)
-    worker = Worker(Services(sessions=None, store=None, evidence=tmp_path,  # type: ignore[arg-type]
-                             registry=registry))
-    builder = CaseBuilder(EvidenceStore(tmp_path / "evidence"),
-                          ModelRef(name="fixed", version="1", sha256="x"),
-                          Source(kind="camera", id="cam"))
-    follow = FollowPromoted(worker, builder, check_s=0)
+    registry, builder, follow = following(settings, tmp_path)
     registry.promote("fixed:2", by="test", force=True)
     card = registry.card("fixed:2")
     registry.artefact_path(card, "onnx").write_bytes(b"not a model any more")

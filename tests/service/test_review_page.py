@@ -12,6 +12,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,14 @@ def served(tmp_path: Path) -> Iterator[tuple[str, TestClient]]:
         yield served
 
 
+def page_text(driver: Any, element_id: str) -> str:
+    """An element's text, read in one script call: the page re-renders the queue as it
+    changes, so a found element can go stale before ``.text`` is read."""
+    return str(driver.execute_script(
+        "const e = document.getElementById(arguments[0]);"
+        "return e ? e.innerText.trim() : null;", element_id))
+
+
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Headless Chromium through Selenium."""
@@ -126,12 +135,7 @@ def test_a_reviewer_works_through_the_queue_from_the_keyboard(
     driver.get(f"{base}/review")
     find = driver.find_element
 
-    def text(element_id: str) -> str:
-        # One script call reads the element atomically: the page re-renders the queue
-        # as it changes, so a found element can go stale before .text is read.
-        return str(driver.execute_script(
-            "const e = document.getElementById(arguments[0]);"
-            "return e ? e.innerText.trim() : null;", element_id))
+    text = partial(page_text, driver)
 
     assert wait_until(lambda: find(By.ID, "login").is_displayed())
     assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
@@ -203,10 +207,7 @@ def test_a_reviewer_looks_over_frames_without_candidates(tmp_path: Path, browser
         driver = browser
         driver.get(f"{base}/review")
 
-        def text(element_id: str) -> str:
-            return str(driver.execute_script(
-                "const e = document.getElementById(arguments[0]);"
-                "return e ? e.innerText.trim() : null;", element_id))
+        text = partial(page_text, driver)
 
         assert wait_until(lambda: driver.find_element(By.ID, "login").is_displayed())
         driver.find_element(By.ID, "key").send_keys(key + Keys.ENTER)

@@ -31,6 +31,17 @@ def jpeg(shade: int) -> bytes:
     return data.tobytes()
 
 
+def jpeg_taken(shade: int, taken: str) -> bytes:
+    """A grey 160x120 JPEG whose EXIF DateTime is ``taken`` (Asia/Shanghai wall time)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0132] = taken
+    buffer = io.BytesIO()
+    Image.new("RGB", (160, 120), (shade,) * 3).save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims ``width`` x ``height``: what a decompression bomb looks like."""
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -188,14 +199,8 @@ def test_a_low_case_threshold_reaches_below_the_detectors_default(tmp_path: Path
 
 def test_two_uploads_of_one_vehicle_at_the_same_second_keep_their_cases(
         client: TestClient) -> None:
-    from PIL import Image
-
     def shot(shade: int) -> bytes:
-        exif = Image.Exif()
-        exif[0x0132] = "2026:05:12 09:30:00"
-        buffer = io.BytesIO()
-        Image.new("RGB", (160, 120), (shade,) * 3).save(buffer, "JPEG", exif=exif)
-        return buffer.getvalue()
+        return jpeg_taken(shade, "2026:05:12 09:30:00")
 
     reviewer = keys(client, "reviewer")
     for shade in (60, 160):  # a burst: same vehicle, same second, same kind of violation
@@ -206,14 +211,8 @@ def test_two_uploads_of_one_vehicle_at_the_same_second_keep_their_cases(
 
 
 def test_time_filters_with_a_zone_compare_the_same_instant(client: TestClient) -> None:
-    from PIL import Image
-
-    exif = Image.Exif()
-    exif[0x0132] = "2026:05:12 09:30:00"  # Asia/Shanghai: 01:30 UTC
-    buffer = io.BytesIO()
-    Image.new("RGB", (160, 120), (90, 90, 90)).save(buffer, "JPEG", exif=exif)
     reviewer = keys(client, "reviewer")
-    job = upload(client, ("shot.jpg", buffer.getvalue()))
+    job = upload(client, ("shot.jpg", jpeg_taken(90, "2026:05:12 09:30:00")))  # 01:30 UTC
     assert wait_until(partial(job_done, client, str(job["job_id"]), reviewer))
 
     def total(**params: str) -> int:
