@@ -62,9 +62,9 @@ def main() -> None:
             jobs.append(client.post("/v1/uploads/photos", files=files,
                                     data={"lat": "30.2458", "lon": "120.1459"}).json()["job_id"])
             for job_id in jobs:
-                while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] in (
-                        "queued", "running"):
-                    time.sleep(0.5)
+                while (job := client.get(f"/v1/jobs/{job_id}", params={"wait": 30}).json()
+                       )["status"] in ("queued", "running"):
+                    pass  # each request waits up to 30 s for the job to end
                 print(f"job {job['kind']}: {job['status']}, {job['cases']} case candidate(s)"
                       + (f" ({job['error']})" if job["error"] else ""))
             cases = client.get("/v1/cases", params={"limit": 10}).json()

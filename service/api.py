@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import re
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +20,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Reques
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Select, func, select
+from starlette.concurrency import run_in_threadpool
 
 from streetwatch.models.files import validation_message
 from streetwatch.models.taxonomy import TAXONOMY
@@ -25,7 +29,7 @@ from streetwatch.service.db import AuditEntry, Case, Job, OutboxEntry, Upload
 from streetwatch.service.dispatch import SIGNATURE_HEADER, verify
 from streetwatch.service.dispatch import payload as dispatch_payload
 from streetwatch.service.jobs import UploadError, check_photo, check_track, check_video
-from streetwatch.service.state import State
+from streetwatch.service.state import AppState, State
 from streetwatch.service.store import TooLarge
 
 api = APIRouter()
@@ -123,10 +127,30 @@ def _new_job(state: State, kind: str, vehicle_id: str | None, params: dict[str, 
 
 
 @api.get("/v1/jobs/{job_id}")
-def get_job(job_id: str, state: State,
-            _caller: Annotated[Caller, Depends(require("ingest", "reviewer"))],
-            ) -> dict[str, Any]:
-    """A job's status and progress, and how many cases it produced."""
+async def get_job(
+    job_id: str, state: State,
+    _caller: Annotated[Caller, Depends(require("ingest", "reviewer"))],
+    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for a queued or "
+                                 "running job to end before answering (long polling)")] = 0,
+) -> dict[str, Any]:
+    """A job's status and progress, and how many cases it produced. With ``wait``, the
+    answer comes as soon as the job ends, or after ``wait`` seconds with it still going:
+    one request instead of a polling loop."""
+    deadline = time.monotonic() + wait
+    while True:
+        with state.job_events.watch(job_id) as ended:
+            job = await run_in_threadpool(_job_status, state, job_id)
+            left = deadline - time.monotonic()
+            if job["status"] not in _GOING or left <= 0:
+                return job
+            with suppress(TimeoutError):  # look again at least every second: another
+                await asyncio.wait_for(ended.wait(), min(left, 1.0))  # process may run it
+
+
+_GOING = ("queued", "running")
+
+
+def _job_status(state: AppState, job_id: str) -> dict[str, Any]:
     with state.sessions() as session:
         job = session.get(Job, job_id)
         if job is None:

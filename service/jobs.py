@@ -11,7 +11,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from streetwatch.inference.types import Detections, Frame, Location
 from streetwatch.models.registry import Registry
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.db import AuditEntry, Case, FrameRow, Job, Upload, utcnow
+from streetwatch.service.events import JobEvents
 from streetwatch.service.state import Metrics
 from streetwatch.service.store import Store
 
@@ -74,6 +75,9 @@ def check_photo(path: Path, max_pixels: int) -> tuple[int, int]:
                 raise UploadError(f"{kind} images are not accepted", 415)
             if width * height > max_pixels:
                 raise UploadError(f"{width}x{height} is more than {max_pixels} pixels", 413)
+            # a JPEG decoded at 1/8 scale still has every entropy-coded block read (where
+            # damage shows), at less than half the cost; the worker decodes it in full
+            image.draft("RGB", (width // 8, height // 8))
             image.load()
     except UploadError:
         raise
@@ -127,6 +131,17 @@ class Services:
     metrics: Metrics | None = None
     case_conf: float = 0.4
     sample_rate: float = 0.0
+    events: JobEvents = field(default_factory=JobEvents)
+
+
+@dataclass
+class Claimed:
+    """A job the worker has marked running, with what it needs to run it."""
+
+    job_id: str
+    params: dict[str, Any]
+    uploads: list[Upload]
+    source: Source
 
 
 class Worker:
@@ -160,34 +175,42 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job_id = self._claim()
-            if job_id is None:
+            try:
+                detector: tuple[str, Detector] | Exception = self.detector()
+            except Exception as exc:  # no model: the jobs fail with the reason
+                detector = exc
+            claimed = self._claim(None if isinstance(detector, Exception) else detector[0])
+            if claimed is None:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
             try:
-                self._process(job_id)
+                if isinstance(detector, Exception):
+                    raise detector
+                self._process(claimed, detector[1])
             except Exception as exc:  # a bad job must not stop the worker
-                log.exception("job %s failed", job_id)
-                self._finish(job_id, "failed", str(exc))
+                log.exception("job %s failed", claimed.job_id)
+                self._finish(claimed.job_id, "failed", str(exc))
 
-    def _claim(self) -> str | None:
+    def _claim(self, model: str | None) -> Claimed | None:
+        """The oldest queued job, marked running on ``model`` (one transaction)."""
         with self.services.sessions() as session:
             job = session.scalar(select(Job).where(Job.status == "queued")
                                  .order_by(Job.created_at).limit(1))
             if job is None:
                 return None
-            job.status, job.started_at = "running", utcnow()
+            job.status, job.started_at, job.model = "running", utcnow(), model
+            uploads = list(session.scalars(select(Upload).where(Upload.job_id == job.id)
+                                           .order_by(Upload.id)))
             session.commit()
-            return job.id
+            return Claimed(job.id, dict(job.params), uploads,
+                           Source(kind=job.source_kind, id=job.source_id))  # type: ignore[arg-type]
 
     def _finish(self, job_id: str, status: str, error: str | None = None) -> None:
         with self.services.sessions() as session:
-            job = session.get(Job, job_id)
-            if job is not None:
-                job.status, job.error, job.finished_at = status, error, utcnow()
-                job.progress = 1.0 if status == "done" else job.progress
-                session.commit()
+            finish(session, job_id, status, error)
+            session.commit()
+        self.services.events.ended(job_id)
 
     def detector(self) -> tuple[str, Detector]:
         """The promoted model, loaded once per promotion."""
@@ -203,17 +226,9 @@ class Worker:
             self._detector = (ref, Detector.open(path, card, config))
         return self._detector
 
-    def _process(self, job_id: str) -> None:
-        ref, detector = self.detector()
-        with self.services.sessions() as session:
-            job = session.get(Job, job_id)
-            assert job is not None
-            uploads = list(session.scalars(select(Upload).where(Upload.job_id == job_id)
-                                           .order_by(Upload.id)))
-            job.model = ref
-            session.commit()
-            params, source = dict(job.params), Source(kind=job.source_kind,  # type: ignore[arg-type]
-                                                      id=job.source_id)
+    def _process(self, claimed: Claimed, detector: Detector) -> None:
+        job_id, params, source, uploads = (claimed.job_id, claimed.params, claimed.source,
+                                           claimed.uploads)
         info = detector.info
         builder = CaseBuilder(EvidenceStore(self.services.evidence),
                               ModelRef(name=info.name, version=info.version, sha256=info.sha256),
@@ -237,7 +252,7 @@ class Worker:
             done[0] += count
             if metrics is not None:
                 metrics.frames.inc(count)
-            if done[0] % 10 == 0 or done[0] >= total:
+            if done[0] % 10 == 0 and done[0] < total:  # the end is told by the job's status
                 with self.services.sessions() as session:
                     session.execute(update(Job).where(Job.id == job_id)
                                     .values(progress=round(min(1.0, done[0] / total), 3)))
@@ -246,8 +261,9 @@ class Worker:
         run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
             on_inference=metrics.inference_seconds.observe if metrics else lambda s: None,
             on_frame=sampler)
-        store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.take())
-        self._finish(job_id, "done")
+        store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.take(),
+                    done=True)
+        self.services.events.ended(job_id)
 
     def _video(self, video: Upload, uploads: list[Upload], params: dict[str, Any],
                source_id: str) -> VideoSource:
@@ -309,12 +325,22 @@ class FrameSampler:
         return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def finish(session: Session, job_id: str, status: str, error: str | None = None) -> None:
+    """Mark a job ended (in the caller's transaction)."""
+    job = session.get(Job, job_id)
+    if job is not None:
+        job.status, job.error, job.finished_at = status, error, utcnow()
+        job.progress = 1.0 if status == "done" else job.progress
+
+
 def store_cases(sessions: sessionmaker[Session], job_id: str | None,
                 candidates: list[CaseCandidate], *, update: bool = False,
-                samples: Iterable[FrameRow] = ()) -> None:
+                samples: Iterable[FrameRow] = (), done: bool = False) -> None:
     """Store new candidates as cases (skipping ids already stored: a rerun adds nothing),
     each with a row for its evidence frame, and the sampled frames, in one transaction;
-    with ``update``, extend stored cases (a later sighting merged into them)."""
+    with ``update``, extend stored cases (a later sighting merged into them); with
+    ``done``, mark the job done in that same transaction: a job is done exactly when its
+    cases are stored."""
     with sessions() as session:
         for candidate in candidates:
             stored = session.get(Case, candidate.id)
@@ -339,6 +365,8 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
             if session.get(FrameRow, sample.sha256) is None:  # a case's frame stays one
                 session.add(sample)
                 session.flush()
+        if done and job_id is not None:
+            finish(session, job_id, "done")
         session.commit()
 
 

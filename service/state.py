@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from streetwatch.models.registry import Registry
 from streetwatch.service.db import Case
+from streetwatch.service.events import JobEvents
 from streetwatch.service.settings import Settings
 from streetwatch.service.store import Store
 
@@ -78,6 +79,7 @@ class AppState:
     metrics: Metrics
     session_secret: bytes = b""
     wake_worker: Callable[[], None] = _nothing
+    job_events: JobEvents = field(default_factory=JobEvents)
 
 
 def get_state(request: Request) -> AppState:
