@@ -130,13 +130,22 @@ def distance_m(a: Place, b: Place) -> float:
 
 
 class EvidenceStore:
-    """JPEG files named by their sha256 under ``root``."""
+    """JPEG files named by their sha256 under ``root``. The last image stored is
+    remembered by identity, so a frame with several cases in it is encoded once."""
 
     def __init__(self, root: Path, quality: int = 90) -> None:
         self.root = root
         self.quality = quality
+        self._last: tuple[BGRImage, Evidence] | None = None  # holds the image: ids stay valid
 
     def put(self, image: BGRImage, kind: Literal["annotated", "crop", "frame"]) -> Evidence:
+        if self._last is not None and self._last[0] is image:
+            return self._last[1].model_copy(update={"kind": kind})
+        stored = self._store(image, kind)
+        self._last = (image, stored)
+        return stored
+
+    def _store(self, image: BGRImage, kind: Literal["annotated", "crop", "frame"]) -> Evidence:
         import hashlib
 
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])

@@ -46,6 +46,9 @@ class DetectorConfig(BaseModel):
             exported with dynamic height and width); a batch of frames of different sizes
             falls back to squares.
         threads: onnxruntime intra-op threads (default: every core).
+        spin: Let onnxruntime's threads spin between runs: fastest when the detector has
+            the cores to itself; off where other work shares them (the service), since a
+            spinning thread takes the core that work needs.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +61,7 @@ class DetectorConfig(BaseModel):
     batch: int = Field(default=1, ge=1)
     rect: bool = True
     threads: int | None = Field(default=None, ge=1)
+    spin: bool = True
 
     def thresholds(self, classes: list[str]) -> npt.NDArray[np.float32]:
         """The minimum confidence of each class id."""
@@ -170,6 +174,8 @@ class Detector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.config.threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
+        if not self.config.spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:

@@ -222,7 +222,8 @@ class Worker:
             card = registry.card(ref)
             path = registry.artefact_path(card, "onnx")
             # the detector must not drop what the case threshold would keep
-            config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf))
+            config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf),
+                                    spin=False)  # uploads and requests share the cores
             self._detector = (ref, Detector.open(path, card, config))
         return self._detector
 

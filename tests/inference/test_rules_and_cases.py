@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -325,3 +326,21 @@ def test_grid_cells_and_distances(tmp_path: Path) -> None:
         GridIndex(grid_file(tmp_path, {"name": "no id"}))
     assert distance_m(Place(lat=30.0, lon=120.0), Place(lat=30.001, lon=120.0)) == \
         pytest.approx(111.2, abs=0.5)
+
+
+def test_a_frame_with_several_cases_is_encoded_once(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EvidenceStore(tmp_path / "evidence")
+    encodes: list[int] = []
+    real = cv2.imencode
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        encodes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv2, "imencode", counted)
+    frame = np.full((48, 64, 3), 90, np.uint8)
+    first, again = store.put(frame, "frame"), store.put(frame, "frame")
+    assert first == again and len(encodes) == 1
+    # an equal image that is another object is encoded (the same file results)
+    assert store.put(frame.copy(), "frame").sha256 == first.sha256 and len(encodes) == 2

@@ -47,7 +47,7 @@ def end(client: TestClient, job_id: str, *, tell: bool) -> None:
 
 
 def test_one_request_waits_for_an_upload_to_be_processed(client: TestClient) -> None:
-    ok, data = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
+    _, data = cv2.imencode(".jpg", np.full((120, 160, 3), 90, np.uint8))
     accepted = client.post("/v1/uploads/photos", headers=keys(client, "ingest"),
                            files=[("files", ("a.jpg", io.BytesIO(data.tobytes()), "image/jpeg"))])
     job = client.get(f"/v1/jobs/{accepted.json()['job_id']}", params={"wait": 30},
