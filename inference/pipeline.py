@@ -18,6 +18,7 @@ import cv2
 from streetwatch.inference.cases import CaseBuilder, draw_box
 from streetwatch.inference.detector import Detects
 from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.sources import read_ahead
 from streetwatch.inference.tracking import Observation, Track, Tracker, TrackerConfig
 from streetwatch.inference.types import Detections, Frame
 from streetwatch.models.taxonomy import TAXONOMY
@@ -67,16 +68,18 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
         stats: RunStats | None = None,
         on_inference: Callable[[float], object] = lambda seconds: None,
         on_frame: Callable[[Frame, Detections], object] = lambda frame, found: None,
-        ) -> RunStats:
+        ahead: int = 2) -> RunStats:
     """Process every frame; candidates accumulate in ``builder`` and counts in ``stats``
     (pass one in to keep the counts of a run that is interrupted); ``on_inference`` gets
     the detector's seconds per frame of each call (for metrics); ``on_frame`` sees each
-    frame with the detections the rules kept (outside exclude zones)."""
+    frame with the detections the rules kept (outside exclude zones). Frames are read
+    ``ahead`` of the detector by a thread of their own (0: in this thread)."""
     stats = stats if stats is not None else RunStats()
     tracker = None if single_frame else Tracker(TrackerConfig(fps=fps))
     best: dict[int, Frame] = {}
     photo_ids = itertools.count(1)
-    for chunk in _batches(frames, detector.config.batch):
+    for chunk in _batches(read_ahead(frames, max(ahead, detector.config.batch)
+                                     if ahead else 0), detector.config.batch):
         started = time.perf_counter()
         found = detector([f.image for f in chunk])
         on_inference((time.perf_counter() - started) / len(chunk))

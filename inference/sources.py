@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import cv2
@@ -285,6 +286,58 @@ class VideoSource:
                 index += 1
         finally:
             capture.release()
+
+
+T = TypeVar("T")
+
+
+def read_ahead(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
+    """``items``, drawn by a background thread up to ``depth`` ahead, so that decoding the
+    next frame overlaps detecting this one (OpenCV and onnxruntime release the GIL). An
+    error of the source is raised here, in order; stopping early stops the thread and
+    closes the source."""
+    if depth <= 0:
+        yield from items
+        return
+    ahead: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=depth)
+    stop, end = threading.Event(), object()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((end, exc))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()  # a generator's finally (releasing a capture) runs here
+
+    thread = threading.Thread(target=produce, name="read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = ahead.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 # -- live streams ---------------------------------------------------------------------------

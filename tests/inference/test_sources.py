@@ -30,6 +30,7 @@ from streetwatch.inference.sources import (
     StreamSource,
     VideoSource,
     probe_video,
+    read_ahead,
 )
 from streetwatch.inference.types import Frame
 
@@ -557,3 +558,47 @@ def test_stop_wakes_a_consumer_waiting_for_a_dead_camera(streams: list[StreamSou
     assert got == []
     assert not stream_thread_alive("rtsp://cam-6")
     assert all(not c.opened and c.released for c in camera.captures)
+
+
+def test_read_ahead_keeps_order_and_raises_the_source_error_in_place() -> None:
+    def source() -> Iterator[int]:
+        yield from range(5)
+        raise SourceError("clip.mp4: frame at 2.00 s cannot be decoded")
+
+    seen: list[int] = []
+    with pytest.raises(SourceError, match=r"frame at 2\.00 s"):
+        for item in read_ahead(source(), depth=2):
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_read_ahead_runs_ahead_of_a_slow_consumer_but_no_further_than_depth() -> None:
+    drawn: list[int] = []
+
+    def source() -> Iterator[int]:
+        for k in range(10):
+            drawn.append(k)
+            yield k
+
+    items = read_ahead(source(), depth=3)
+    assert next(items) == 0
+    assert wait_until(lambda: len(drawn) >= 4)  # 1, 2, 3 wait in the queue; 4 is held
+    time.sleep(0.2)
+    assert len(drawn) <= 5
+    assert list(items) == list(range(1, 10))
+
+
+def test_stopping_early_closes_the_source_in_its_thread() -> None:
+    closed = threading.Event()
+
+    def source() -> Iterator[int]:
+        try:
+            yield from itertools.count()
+        finally:
+            closed.set()  # where a video source releases its capture
+
+    items = read_ahead(source(), depth=2)
+    assert [next(items), next(items)] == [0, 1]
+    items.close()
+    assert closed.wait(5)
+    assert not any(t.name == "read-ahead" for t in threading.enumerate())
