@@ -7,7 +7,10 @@ threads upload generated 1280x720 street photos one per request (each then waits
 job with one long-polling request), and waits for every job. Prints photos per second end
 to end (upload, store, queue, detect, write cases) against the bare ``Detector`` on the same
 decoded images, measured in the same run (the mean of one pass before and one after the
-service's), and the p50/p95 latency from upload to job done.
+service's), and the p50/p95 latency from upload to job done. The bare detector is one
+call at a time with the default settings (every core); the service runs one detector per
+job thread (``STREETWATCH_WORKERS``), so it is also compared with that many bare
+detectors side by side.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ import httpx
 import numpy as np
 
 from streetwatch.datasets.synth.generate import generate_image
-from streetwatch.inference.detector import Detector
-from streetwatch.models.registry import Registry, default_registry_root
+from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.models.registry import ModelCard, Registry, default_registry_root
+from streetwatch.service.settings import Settings
 
 
 def free_port() -> int:
@@ -44,6 +48,24 @@ def bare_rate(detector: Detector, jpegs: list[bytes]) -> float:
     started = time.perf_counter()
     for data in jpegs:  # decode included: the service decodes too
         detector([np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))])
+    return len(jpegs) / (time.perf_counter() - started)
+
+
+def side_by_side_rate(path: Path, card: ModelCard, jpegs: list[bytes], workers: int) -> float:
+    """Photos per second of ``workers`` one-thread-share detectors in parallel threads: the
+    layout of the service's job threads, without the service."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    detectors = [Detector.open(path, card, DetectorConfig(threads=threads, spin=False))
+                 for _ in range(workers)]
+    for detector in detectors:
+        bare_rate(detector, jpegs[:1])  # warm up
+    runners = [threading.Thread(target=bare_rate, args=(detector, jpegs[k::workers]))
+               for k, detector in enumerate(detectors)]
+    started = time.perf_counter()
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join()
     return len(jpegs) / (time.perf_counter() - started)
 
 
@@ -115,14 +137,22 @@ def main() -> None:
              for image in images]
 
     detector = Detector.open(registry.artefact_path(card, "onnx"), card)
+    workers = Settings.from_env().workers  # what the service will run, from the same env
     bare_before = bare_rate(detector, jpegs)
+    layout_before = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
 
     served, latencies = served_rate(registry, jpegs, args.uploaders)
     # measured before and after the service's run: on a shared machine the load changes
     bare_after = bare_rate(detector, jpegs)
-    print(f"model {ref}, {args.photos} photos 1280x720, {args.uploaders} concurrent uploaders")
-    print(f"  bare before {bare_before:.2f}, after {bare_after:.2f} photos/s")
+    layout_after = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
+    print(f"model {ref}, {args.photos} photos 1280x720, {args.uploaders} concurrent uploaders, "
+          f"{workers} job threads")
+    print(f"  bare before {bare_before:.2f}, after {bare_after:.2f} photos/s; {workers} "
+          f"detectors side by side before {layout_before:.2f}, after {layout_after:.2f}")
     report((bare_before + bare_after) / 2, served, latencies)
+    layout = (layout_before + layout_after) / 2
+    print(f"  against {workers} bare detectors side by side (the service's layout, "
+          f"{layout:.2f} photos/s): {served / layout:.2f}x")
 
 
 def report(bare: float, served: float, latencies: list[float]) -> None:

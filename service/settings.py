@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         case_confidence: Confidence a detection needs to become a case candidate.
         sample_rate: Share of the frames that produced no candidate kept for reviewers to
             look for misses (active learning); 0 keeps none.
+        workers: Jobs run at once, each on its own detector with an equal share of the
+            cores (default: one per core, at most 4). More jobs at once is more photos per
+            second; 1 gives a lone long video every core.
     """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", frozen=True)
@@ -59,6 +62,7 @@ class Settings(BaseSettings):
     queue_limit: int = Field(default=100, gt=0)
     case_confidence: float = Field(default=0.4, ge=0, le=1)
     sample_rate: float = Field(default=0.02, ge=0, le=1)
+    workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
 
     @model_validator(mode="after")
     def _dispatch_needs_a_secret(self) -> Settings:

@@ -99,3 +99,28 @@ def test_waiting_on_an_unknown_job_is_a_404_at_once(client: TestClient) -> None:
     response = client.get("/v1/jobs/nope", params={"wait": 30},
                           headers=keys(client, "reviewer"))
     assert response.status_code == 404 and time.monotonic() - started < 5
+
+
+def frames_processed(client: TestClient) -> float:
+    metrics = client.app.state.sw.metrics  # type: ignore[attr-defined]
+    return float(metrics.frames._value.get())
+
+
+def test_jobs_run_in_parallel_each_exactly_once_across_threads_and_processes(
+        tmp_path: Path) -> None:
+    """Two apps on one database (as two processes would be), two job threads each: twelve
+    queued jobs are each claimed and run once (which app runs how many varies)."""
+    settings = service_settings(tmp_path, "unauthorized_ad", workers=2)
+    with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
+        ingest, reviewer = keys(one, "ingest"), keys(one, "reviewer")
+        jobs = []
+        for shade in range(12):
+            _, data = cv2.imencode(".jpg", np.full((120, 160, 3), 40 + shade * 10, np.uint8))
+            jobs.append(one.post("/v1/uploads/photos", headers=ingest, files=[
+                ("files", ("p.jpg", io.BytesIO(data.tobytes()), "image/jpeg"))]).json()["job_id"])
+            two.app.state.sw.wake_worker()  # type: ignore[attr-defined]
+        done = [one.get(f"/v1/jobs/{job}", params={"wait": 30}, headers=reviewer).json()
+                for job in jobs]
+        assert [job["status"] for job in done] == ["done"] * 12
+        assert [job["cases"] for job in done] == [1] * 12
+        assert frames_processed(one) + frames_processed(two) == 12
