@@ -18,6 +18,7 @@ _COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "detect": ("streetwatch.inference.cli", "detect_command", None),
     "keys": ("streetwatch.service.commands", "keys", None),
     "serve": ("streetwatch.service.commands", "serve_command", None),
+    "gc": ("streetwatch.service.commands", "gc_command", None),
     "models": ("streetwatch.models.cli", "models", None),
     "train": ("streetwatch.training.cli", "train_command", "train"),
     "eval": ("streetwatch.training.cli", "eval_command", "train"),

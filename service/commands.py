@@ -1,4 +1,4 @@
-"""``streetwatch serve``, ``streetwatch keys`` and ``streetwatch data from-reviews``."""
+"""``streetwatch serve``, ``keys``, ``gc`` and ``data from-reviews``."""
 
 from __future__ import annotations
 
@@ -94,3 +94,28 @@ def from_reviews_command(since: datetime | None, out: Path, val: float, test: fl
                + ", ".join(f"{n} {s}" for s, n in sorted(splits.items())) + ")")
     if collected.held_back:
         click.echo(f"{len(collected.held_back)} frames held back (see {out}/feedback.json)")
+
+
+@click.command("gc")
+@click.option("--uploads-days", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Delete the footage of jobs that ended more than this many days ago.")
+@click.option("--grace-hours", type=click.FloatRange(min=0), default=24, show_default=True,
+              help="Age before an evidence file no case names, or an unfinished write, goes.")
+@click.option("--dry-run", is_flag=True, help="Print what would go; delete nothing.")
+def gc_command(uploads_days: float, grace_hours: float, dry_run: bool) -> None:
+    """Free storage: footage of long-ended jobs, evidence no case or frame names, and
+    unfinished writes (the service's data: STREETWATCH_*). Cases keep their evidence."""
+    from datetime import timedelta
+
+    from streetwatch.service.retention import prune
+    from streetwatch.service.store import Store
+
+    settings = _settings()
+    _engine, sessions = open_database(settings.db_url)
+    pruned = prune(sessions, Store(settings.data_dir / "uploads"),
+                   settings.data_dir / "evidence", uploads_after=timedelta(days=uploads_days),
+                   grace=timedelta(hours=grace_hours), dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {len(pruned.uploads)} upload(s), {len(pruned.evidence)} unnamed "
+               f"evidence file(s), {len(pruned.partial)} unfinished write(s): "
+               f"{pruned.bytes / 1e6:.1f} MB")
