@@ -54,7 +54,8 @@ class RuleEngine:
         if self.camera:
             self.min_confidence = {**self.min_confidence, **self.camera.rules.min_confidence}
 
-    def _needed(self, key: str) -> float:
+    def needed(self, key: str) -> float:
+        """The confidence a sighting of class ``key`` needs to count."""
         return self.min_confidence.get(key, self.default_confidence)
 
     def keep(self, detections: Detections, width: int, height: int) -> Detections:
@@ -81,7 +82,7 @@ class RuleEngine:
             if not TAXONOMY.by_key(key).can_be_case:
                 continue
             sure = sum(1 for o in track.observations
-                       if o.class_id == track.class_id and o.confidence >= self._needed(key))
+                       if o.class_id == track.class_id and o.confidence >= self.needed(key))
             if sure >= self.confirm_frames:
                 firings.append(Firing(track, key, f"confirmed in {self.confirm_frames} frames",
                                       now))
@@ -98,7 +99,7 @@ class RuleEngine:
         firings = []
         for track, zones in zip(tracks, members, strict=True):
             key = TAXONOMY.by_id(track.class_id).key
-            if track.best.confidence < self._needed(key):
+            if track.best.confidence < self.needed(key):
                 continue
             for rule in self.camera.rules.dwell:
                 if rule.cls != key or (rule.zone != "any" and rule.zone not in zones):

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -270,8 +270,7 @@ class Worker:
             total = int(source_video.info.seconds * fps) + 1
         rules = RuleEngine(None, default_confidence=self.services.case_conf,
                            confirm_frames=1 if photos else 3)
-        sampler = FrameSampler(builder, job_id, self.services.sample_rate,
-                               self.services.case_conf)
+        sampler = FrameSampler(builder, job_id, self.services.sample_rate, rules.needed)
         total, done = max(1, total), [0]
         metrics = self.services.metrics
 
@@ -318,20 +317,21 @@ class Worker:
 
 class FrameSampler:
     """Keeps a share of the frames that could not produce a candidate (no case class at
-    the case confidence), for reviewers to look for what the model missed. The choice is a
-    hash of the job (or source) and frame index, so a job re-run after a crash samples the
-    same frames. Rows record the builder's model, which follows a hot reload."""
+    the confidence the rules need), for reviewers to look for what the model missed. The
+    choice is a hash of the job (or source) and frame index, so a job re-run after a crash
+    samples the same frames. Rows record the builder's model, which follows a hot reload."""
 
     def __init__(self, builder: CaseBuilder, job_id: str | None, rate: float,
-                 case_conf: float) -> None:
-        self.builder, self.job_id, self.rate, self.case_conf = builder, job_id, rate, case_conf
+                 needed: Callable[[str], float]) -> None:
+        self.builder, self.job_id, self.rate, self.needed = builder, job_id, rate, needed
         self._key = job_id or f"{builder.source.kind}:{builder.source.id}"
         self.rows: list[FrameRow] = []
 
     def __call__(self, frame: Frame, detections: Detections) -> None:
         if self.rate <= 0 or self._draw(frame.index) >= self.rate:
             return
-        if any(int(c) in CASE_CLASS_IDS and float(p) >= self.case_conf
+        if any(int(c) in CASE_CLASS_IDS
+               and float(p) >= self.needed(TAXONOMY.by_id(int(c)).key)
                for c, p in zip(detections.class_id, detections.confidence, strict=True)):
             return
         stored = self.builder.evidence.put(frame.image, "frame")

@@ -116,14 +116,16 @@ class CameraWorker:
                 source=Source(kind="camera", id=self.camera.id),
                 fixed_location=Place(lat=location.lat, lon=location.lon) if location else None)
             metrics = services.metrics
-            sampler = FrameSampler(builder, None, services.sample_rate, services.case_conf)
+            # the service's case confidence, unless the camera's rules say otherwise
+            rules = RuleEngine(self.camera, default_confidence=services.case_conf)
+            sampler = FrameSampler(builder, None, services.sample_rate, rules.needed)
 
             def sample(frame: Frame, detections: Detections) -> None:
                 sampler(frame, detections)
                 if sampler.rows:  # a stream never ends: store samples as they come
                     store_cases(services.sessions, None, [], samples=sampler.take())
 
-            run(self.stream, FollowPromoted(self.jobs, builder), RuleEngine(self.camera),
+            run(self.stream, FollowPromoted(self.jobs, builder), rules,
                 builder, fps=self.fps, on_frame=sample,
                 progress=metrics.frames.inc if metrics else lambda n: None,
                 on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)

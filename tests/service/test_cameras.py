@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from live_helpers import served_clip
-from service_helpers import keys, service_settings, wait_until
+from service_helpers import anchor, keys, service_settings, wait_until
 
+from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.app import create_app
 
 ZONE = {"name": "hatched", "type": "no_parking",
@@ -90,3 +91,20 @@ def test_a_camera_samples_frames_without_candidates_for_misses(tmp_path: Path,
         assert frame["source"] == {"kind": "camera", "id": "cam-2"} and frame["job_id"] is None
         assert frame["model"]["version"] == "1"
         client.post("/v1/cameras/cam-2/stop", headers=admin)
+
+
+@pytest.mark.timeout(60)
+def test_a_camera_uses_the_service_case_confidence(tmp_path: Path, stream_url: str) -> None:
+    """A sighting at 0.35 is a case when STREETWATCH_CASE_CONFIDENCE is 0.3, on a camera
+    as on an upload (cameras once kept the rules' own default of 0.4)."""
+    lock = TAXONOMY.by_key("ground_lock").id
+    settings = service_settings(tmp_path, "ground_lock", case_confidence=0.3,
+                                anchors=[anchor(32, 40, 16, 8, lock, 0.35)])
+    with TestClient(create_app(settings)) as client:
+        admin = keys(client, "admin")
+        client.post("/v1/cameras", headers=admin, json={
+            "id": "cam-3", "url": stream_url, "fps": 5,
+            "config": {"rules": {"dwell": [{"class": "ground_lock", "seconds": 0}]}}})
+        client.post("/v1/cameras/cam-3/start", headers=admin)
+        assert wait_until(lambda: client.get("/v1/cases", headers=admin).json()["total"] >= 1)
+        client.post("/v1/cameras/cam-3/stop", headers=admin)
