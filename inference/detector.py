@@ -10,6 +10,7 @@ other), rescaling to the original pixels, and a minimum box size.
 from __future__ import annotations
 
 import ast
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -204,6 +205,23 @@ class Detector:
             for raw, image, (_, fit) in zip(output, chunk, boxed, strict=True):
                 results.append(self._postprocess(raw, fit, image.shape[1], image.shape[0]))
         return results
+
+    def with_config(self, config: DetectorConfig) -> Detector:
+        """This model read through other thresholds, sharing the loaded session."""
+        view = copy.copy(self)
+        view.config, view._thresholds = config, config.thresholds(self.info.classes)
+        return view
+
+    def detect_views(self, image: BGRImage, views: Sequence[Detector]) -> list[Detections]:
+        """One model run on ``image``, read through each view (from :meth:`with_config`):
+        what each view would detect alone, for the cost of one run."""
+        if any(view._session is not self._session or view.config.rect != self.config.rect
+               for view in views):
+            raise ValueError("views must come from this detector's with_config, same rect")
+        stride = self.info.stride if self.config.rect else None
+        boxed, fit = letterbox(image, self.info.imgsz, stride)
+        raw = self.run_raw(to_tensor([boxed]))[0]
+        return [view._postprocess(raw, fit, image.shape[1], image.shape[0]) for view in views]
 
     def run_raw(self, tensor: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """The model's raw output for an input tensor: ``(batch, 4 + classes, anchors)``."""

@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ import yaml
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
 from streetwatch.inference.boxes import box_iou
 from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.types import Detections
 from streetwatch.models.files import sha256_file, staged_directory
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.training.datamix import (
@@ -164,6 +166,12 @@ def predictor(model: Path, imgsz: int, conf: float) -> Predict:
     yolo: Any = YOLO(str(model), task="detect")
     return lambda path: predict_arrays(yolo, path, imgsz=imgsz, conf=conf, device="cpu",
                                        verbose=False)
+
+
+def _arrays(seen: dict[Path, Detections], path: Path) -> Arrays:
+    found = seen[path]
+    return (found.xyxy.astype(np.float64), found.confidence.astype(np.float64),
+            found.class_id.astype(np.int64))
 
 
 @dataclass
@@ -359,8 +367,12 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
 def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], data_yaml: Path,
                   work: Path, out: Path, imgsz: int, batch: int, conf: float, examples: int,
                   data: Path, split: str) -> dict[str, Any]:
-    if model.suffix == ".onnx":
-        scored = score_with_detector(model, dataset, records, out)
+    predict: Predict | None = None
+    if model.suffix == ".onnx":  # one model run per image serves both passes
+        seen: dict[Path, Detections] = {}
+        scored = score_with_detector(model, dataset, records, out,
+                                     operating=(DetectorConfig(conf=conf), seen))
+        predict = partial(_arrays, seen)
     else:
         scored = _score(model, data_yaml, work, imgsz, batch)
         plots: Path = scored.pop("plots")
@@ -368,7 +380,8 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
                                ("BoxPR_curve.png", "pr_curve.png")):
             if (plots / source).exists():
                 shutil.copyfile(plots / source, out / target)
-    counts, quiet, rejected = _match(records, dataset, predictor(model, imgsz, conf), conf)
+    counts, quiet, rejected = _match(records, dataset,
+                                     predict or predictor(model, imgsz, conf), conf)
     if examples:
         (out / "examples").mkdir()
     shown: dict[str, dict[str, list[dict[str, Any]]]] = {}

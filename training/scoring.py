@@ -18,6 +18,7 @@ import numpy.typing as npt
 from streetwatch.datasets.format import Dataset, ImageRecord
 from streetwatch.inference.boxes import pairwise_iou
 from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -42,13 +43,18 @@ def match(pred_cls: npt.NDArray[np.int64], true_cls: npt.NDArray[np.int64],
     return correct
 
 
-def score_with_detector(model: Path, dataset: Dataset, records: list[ImageRecord],
-                        out: Path) -> dict[str, Any]:
+def score_with_detector(
+        model: Path, dataset: Dataset, records: list[ImageRecord], out: Path, *,
+        operating: tuple[DetectorConfig, dict[Path, Detections]] | None = None,
+) -> dict[str, Any]:
     """Per-class metrics of an ONNX model on ``records``; writes ``pr_curve.png`` and
-    ``confusion_matrix.png`` to ``out``."""
+    ``confusion_matrix.png`` to ``out``. With ``operating`` (a config and a dict), the dict
+    is filled with each image's detections at that config too, from the same model run."""
     from ultralytics.utils.metrics import ap_per_class
 
     detector = Detector.open(model, config=DetectorConfig(conf=0.001, iou=0.7, max_det=300))
+    views = [detector] if operating is None else [detector,
+                                                   detector.with_config(operating[0])]
     nc = len(TAXONOMY.keys)
     correct, conf, pred_cls, target_cls = [], [], [], []
     confusion = np.zeros((nc + 1, nc + 1), np.int64)  # [predicted, true]; last: background
@@ -56,7 +62,9 @@ def score_with_detector(model: Path, dataset: Dataset, records: list[ImageRecord
         image = cv2.imread(str(dataset.image_path(record)))
         if image is None:
             raise ValueError(f"{dataset.image_path(record)}: not a readable image")
-        found = detector([np.asarray(image, np.uint8)])[0]
+        found, *at_operating = detector.detect_views(np.asarray(image, np.uint8), views)
+        if operating is not None:
+            operating[1][dataset.image_path(record)] = at_operating[0]
         order = np.argsort(-found.confidence)
         boxes, scores, classes = found.xyxy[order], found.confidence[order], found.class_id[order]
         labels = dataset.labels(record)

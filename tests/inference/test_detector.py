@@ -102,3 +102,22 @@ def test_a_corrupt_model_is_refused(tmp_path: Path) -> None:
         Detector.open(broken)
     with pytest.raises(ModelError, match="model file not found"):
         Detector.open(tmp_path / "absent.onnx")
+
+
+def test_views_of_one_run_detect_what_each_config_detects_alone(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [anchor(32, 40, 16, 8, 1, 0.8),
+                                              anchor(34, 41, 16, 8, 1, 0.5),
+                                              anchor(10, 10, 6, 6, 2, 0.1)])
+    loose = Detector.open(model, config=DetectorConfig(conf=0.001, iou=0.7))
+    strict = loose.with_config(DetectorConfig(conf=0.25))
+    image = np.full((120, 160, 3), 90, np.uint8)
+    both = loose.detect_views(image, [loose, strict])
+    alone = [loose([image])[0], Detector.open(model, config=DetectorConfig(conf=0.25))([image])[0]]
+    assert len(both[0]) == 3 and len(both[1]) == 1  # the NMS at 0.45 drops the overlap too
+    for view, single in zip(both, alone, strict=True):
+        assert np.array_equal(view.xyxy, single.xyxy)
+        assert np.array_equal(view.confidence, single.confidence)
+        assert np.array_equal(view.class_id, single.class_id)
+    other = Detector.open(model)
+    with pytest.raises(ValueError, match="views"):
+        loose.detect_views(image, [other])
