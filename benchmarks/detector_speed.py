@@ -92,7 +92,8 @@ def video_figures(work: Path, seconds: float, models: dict[str, Path | None]) ->
     for label, model_path in models.items():
         if model_path is None:
             continue
-        video_detector = Detector.open(model_path, config=DetectorConfig(conf=0.25))
+        # as `streetwatch detect` runs it: not spinning, the reader thread shares the cores
+        video_detector = Detector.open(model_path, config=DetectorConfig(conf=0.25, spin=False))
         # once per process, not per second of video: the tracker's import of
         # supervision (about 1 s) and the session's first run; timed apart
         started = time.perf_counter()

@@ -94,7 +94,8 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
         if out.exists() and any(out.iterdir()) and not force:
             raise SourceError(f"{out}: already exists; choose another --out or --force")
         model_path, card = open_model(model_text, registry_root)
-        detector = Detector.open(model_path, card, DetectorConfig(conf=conf))
+        # frames are decoded by a reader thread on the same cores: the detector must not spin
+        detector = Detector.open(model_path, card, DetectorConfig(conf=conf, spin=False))
         camera = load_camera(camera_path) if camera_path else None
         grid = GridIndex(grid_path) if grid_path else None
         track = read_track(gps_path) if gps_path else None
