@@ -143,8 +143,8 @@ async def get_job(
             left = deadline - time.monotonic()
             if job["status"] not in _GOING or left <= 0:
                 return job
-            with suppress(TimeoutError):  # look again at least every second: another
-                await asyncio.wait_for(ended.wait(), min(left, 1.0))  # process may run it
+            with suppress(TimeoutError):  # look again now and then: another process
+                await asyncio.wait_for(ended.wait(), min(left, state.job_recheck_s))  # may run it
 
 
 _GOING = ("queued", "running")

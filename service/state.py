@@ -80,6 +80,7 @@ class AppState:
     session_secret: bytes = b""
     wake_worker: Callable[[], None] = _nothing
     job_events: JobEvents = field(default_factory=JobEvents)
+    job_recheck_s: float = 1.0  # a long poll re-reads the job at least this often
 
 
 def get_state(request: Request) -> AppState:

@@ -56,15 +56,14 @@ def test_one_request_waits_for_an_upload_to_be_processed(client: TestClient) -> 
 
 
 def test_the_answer_comes_when_the_worker_tells_the_job_ended(client: TestClient) -> None:
+    client.app.state.sw.job_recheck_s = 120  # type: ignore[attr-defined]  # only told wakes it
     job_id = running_job(client)
     timer = threading.Timer(0.3, end, args=(client, job_id), kwargs={"tell": True})
-    started = time.monotonic()
     timer.start()
     job = client.get(f"/v1/jobs/{job_id}", params={"wait": 30},
                      headers=keys(client, "reviewer")).json()
     timer.join()
-    assert job["status"] == "done"
-    assert time.monotonic() - started < 0.9  # told, not found by the once-a-second look
+    assert job["status"] == "done"  # untold, it would have answered "running" after 30 s
 
 
 def test_an_end_nobody_told_is_found_by_looking_again(client: TestClient) -> None:
