@@ -39,7 +39,7 @@ import yaml
 
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
 from streetwatch.inference.boxes import box_iou
-from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.detector import DetectorConfig
 from streetwatch.inference.types import Detections
 from streetwatch.models.files import sha256_file, staged_directory
 from streetwatch.models.taxonomy import TAXONOMY
@@ -146,20 +146,9 @@ def _score(model: Path, data_yaml: Path, work: Path, imgsz: int, batch: int) -> 
 Predict = Callable[[Path], Arrays]
 
 
-def predictor(model: Path, imgsz: int, conf: float) -> Predict:
-    """Detections of one image file: through our detector for .onnx (what serves), through
-    ultralytics for .pt."""
-    if model.suffix == ".onnx":
-        detector = Detector.open(model, config=DetectorConfig(conf=conf))
-
-        def detect(path: Path) -> Arrays:
-            image = cv2.imread(str(path))
-            if image is None:
-                raise EvalError(f"{path}: not a readable image")
-            found = detector([np.asarray(image, np.uint8)])[0]
-            return (found.xyxy.astype(np.float64), found.confidence.astype(np.float64),
-                    found.class_id.astype(np.int64))
-        return detect
+def ultralytics_predictor(model: Path, imgsz: int, conf: float) -> Predict:
+    """Detections of one image file through ultralytics (for a .pt; an .onnx is read
+    through our detector, in the scoring pass: see ``_evaluate_one``)."""
     offline()
     from ultralytics.models import YOLO
 
@@ -367,7 +356,7 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
 def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], data_yaml: Path,
                   work: Path, out: Path, imgsz: int, batch: int, conf: float, examples: int,
                   data: Path, split: str) -> dict[str, Any]:
-    predict: Predict | None = None
+    predict: Predict
     if model.suffix == ".onnx":  # one model run per image serves both passes
         seen: dict[Path, Detections] = {}
         scored = score_with_detector(model, dataset, records, out,
@@ -380,8 +369,8 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
                                ("BoxPR_curve.png", "pr_curve.png")):
             if (plots / source).exists():
                 shutil.copyfile(plots / source, out / target)
-    counts, quiet, rejected = _match(records, dataset,
-                                     predict or predictor(model, imgsz, conf), conf)
+        predict = ultralytics_predictor(model, imgsz, conf)
+    counts, quiet, rejected = _match(records, dataset, predict, conf)
     if examples:
         (out / "examples").mkdir()
     shown: dict[str, dict[str, list[dict[str, Any]]]] = {}
