@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +14,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 20,

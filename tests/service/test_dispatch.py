@@ -9,7 +9,6 @@ import hmac
 import http.server
 import io
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from live_helpers import free_port
 from service_helpers import job_done, keys, service_settings, wait_until
 
 from streetwatch.models.taxonomy import TAXONOMY
@@ -58,12 +58,6 @@ class FakeDispatch:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -55,26 +56,26 @@ def test_one_request_waits_for_an_upload_to_be_processed(client: TestClient) -> 
     assert job["status"] == "done" and job["cases"] == 1
 
 
+def waited_through_an_end(client: TestClient, *, tell: bool) -> dict[str, Any]:
+    """A 30 s wait on a running job that ends 0.3 s in (the worker telling or not)."""
+    job_id = running_job(client)
+    timer = threading.Timer(0.3, end, args=(client, job_id), kwargs={"tell": tell})
+    timer.start()
+    job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", params={"wait": 30},
+                                     headers=keys(client, "reviewer")).json()
+    timer.join()
+    return job
+
+
 def test_the_answer_comes_when_the_worker_tells_the_job_ended(client: TestClient) -> None:
     client.app.state.sw.job_recheck_s = 120  # type: ignore[attr-defined]  # only told wakes it
-    job_id = running_job(client)
-    timer = threading.Timer(0.3, end, args=(client, job_id), kwargs={"tell": True})
-    timer.start()
-    job = client.get(f"/v1/jobs/{job_id}", params={"wait": 30},
-                     headers=keys(client, "reviewer")).json()
-    timer.join()
+    job = waited_through_an_end(client, tell=True)
     assert job["status"] == "done"  # untold, it would have answered "running" after 30 s
 
 
 def test_an_end_nobody_told_is_found_by_looking_again(client: TestClient) -> None:
     """Another process may run the job: the wait re-reads the database every second."""
-    job_id = running_job(client)
-    timer = threading.Timer(0.2, end, args=(client, job_id), kwargs={"tell": False})
-    timer.start()
-    job = client.get(f"/v1/jobs/{job_id}", params={"wait": 30},
-                     headers=keys(client, "reviewer")).json()
-    timer.join()
-    assert job["status"] == "done"
+    assert waited_through_an_end(client, tell=False)["status"] == "done"
 
 
 def test_a_job_still_going_is_answered_after_the_wait(client: TestClient) -> None:

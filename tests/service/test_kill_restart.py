@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
+from live_helpers import free_port
 from service_helpers import service_settings, wait_until
 
 
@@ -32,11 +33,7 @@ def long_clip(path: Path, seconds: int = 30) -> bytes:
 
 @contextmanager
 def serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], httpx.Client]]:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     sw = str(Path(sys.executable).with_name("streetwatch"))
     server = subprocess.Popen([sw, "serve", "--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
