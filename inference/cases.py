@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from streetwatch.inference.boxes import box_iou
 from streetwatch.inference.rules import Firing
-from streetwatch.inference.types import BGRImage, Frame
+from streetwatch.inference.types import BGRImage, Frame, Location
 from streetwatch.models.taxonomy import TAXONOMY
 
 CASE_NAMESPACE = uuid.UUID("6f1c7a52-3d2e-4a8e-9a51-2f4b0f6c9e10")
@@ -205,8 +205,11 @@ class CaseBuilder:
     run: str = ""  # names the footage (a job id): two uploads never share a case id
     candidates: list[CaseCandidate] = field(default_factory=list)
 
-    def add(self, firing: Firing, best: Frame) -> CaseCandidate | None:
-        """Record a firing, with the frame of the track's best sighting.
+    def add(self, firing: Firing, best: Frame,
+            nearest: Location | None = None) -> CaseCandidate | None:
+        """Record a firing, with the frame of the track's best sighting and, from a moving
+        camera, where it stood nearest the object: the case's place, instead of where the
+        best sighting was taken.
 
         Returns:
             The new candidate, or None when it merged into an open one.
@@ -215,8 +218,9 @@ class CaseBuilder:
         observation = track.best
         box = tuple(float(v) for v in observation.xyxy)
         place = self.fixed_location
-        if place is None and best.location is not None:
-            place = Place(lat=best.location.lat, lon=best.location.lon)
+        seen_from = nearest or best.location
+        if place is None and seen_from is not None:
+            place = Place(lat=seen_from.lat, lon=seen_from.lon)
         open_case = self._open_match(category, place, box, track.first_seen)
         if open_case is not None:
             open_case.last_seen = max(open_case.last_seen, track.last_seen)

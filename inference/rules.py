@@ -67,17 +67,25 @@ class RuleEngine:
 
     def judge(self, tracks: list[Track], now: datetime, width: int,
               height: int) -> list[Firing]:
-        """The tracks that become violations at ``now`` (each at most once)."""
+        """The live tracks that become violations at ``now`` by the camera's rules (each at
+        most once); without a camera, none: see ``judge_ended``."""
+        if self.camera is None:
+            return []
         candidates = [t for t in tracks if t.tracker_id not in self.fired
                       and t.last_seen == now]
-        firings = (self._judge_camera(candidates, now, width, height) if self.camera
-                   else self._judge_moving(candidates, now))
+        firings = self._judge_camera(candidates, now, width, height)
         self.fired |= {f.track.tracker_id for f in firings}
         return firings
 
-    def _judge_moving(self, tracks: list[Track], now: datetime) -> list[Firing]:
+    def judge_ended(self, tracks: list[Track]) -> list[Firing]:
+        """Without a camera, the tracks just over (a photo's detections are over at once)
+        that were confirmed as violations; with one, none: its rules judge live tracks."""
+        if self.camera is not None:
+            return []
         firings = []
         for track in tracks:
+            if track.tracker_id in self.fired:
+                continue
             key = TAXONOMY.by_id(track.class_id).key
             if not TAXONOMY.by_key(key).can_be_case:
                 continue
@@ -85,7 +93,8 @@ class RuleEngine:
                        if o.class_id == track.class_id and o.confidence >= self.needed(key))
             if sure >= self.confirm_frames:
                 firings.append(Firing(track, key, f"confirmed in {self.confirm_frames} frames",
-                                      now))
+                                      track.last_seen))
+        self.fired |= {f.track.tracker_id for f in firings}
         return firings
 
     def _judge_camera(self, tracks: list[Track], now: datetime, width: int,

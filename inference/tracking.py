@@ -3,6 +3,12 @@ tracks remember their observations, notice when an object stands still, and pick
 old identity when an object reappears after an occluder hid it for longer than ByteTrack
 keeps a lost track.
 
+From a moving vehicle, roadside objects near the camera sweep across the image faster than
+their own size between sampled frames (a poster 20 px wide moves 100 px in 0.2 s), so box
+overlap, which ByteTrack matches on, cannot follow them. With ``moving`` set, a box ByteTrack
+calls new is linked by motion instead: to the same-class track seen in the last sampled
+frame whose predicted position lies within a few box sizes, scale change plausible.
+
 ByteTrack counts frames, not seconds; frames here are sampled at ``fps``, so its buffers are
 set from seconds. Matching is class-agnostic (a car flickering between ``vehicle`` and
 ``illegal_parking`` is one car); a track's class is the confidence-weighted vote of its
@@ -80,6 +86,27 @@ def _centre(box: Box) -> npt.NDArray[np.float32]:
     return np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
 
 
+def _size(box: Box) -> float:
+    """The geometric mean of a box's width and height (at least a pixel)."""
+    return float(np.sqrt(max(1.0, float(box[2] - box[0])) * max(1.0, float(box[3] - box[1]))))
+
+
+def _predicted(track: Track, time: datetime) -> npt.NDArray[np.float32]:
+    """Where a track's centre should be at ``time``: its last centre moved on at its last
+    velocity, grown as its box grew (an object nearing the camera speeds up in the image);
+    a track seen once predicts its last centre."""
+    last = track.last
+    if len(track.observations) < 2:
+        return _centre(last.xyxy)
+    before = track.observations[-2]
+    span = (last.time - before.time).total_seconds()
+    if span <= 0:
+        return _centre(last.xyxy)
+    growth = _size(last.xyxy) / _size(before.xyxy)
+    velocity = (_centre(last.xyxy) - _centre(before.xyxy)) / span * growth
+    return _centre(last.xyxy) + velocity * np.float32((time - last.time).total_seconds())
+
+
 @dataclass(frozen=True)
 class TrackerConfig:
     """How tracks are made, kept and judged still.
@@ -94,6 +121,10 @@ class TrackerConfig:
         still_fraction: How far its centre may move in that span, as a fraction of its
             box's smaller side (boxes jitter by a few pixels even on a parked car).
         max_observations: Observations kept per track (the oldest are thinned out).
+        moving: The camera moves (dashcam): link boxes ByteTrack cannot by motion.
+        motion_gate: How far, in box sizes (the geometric mean of width and height of the
+            larger box), a box may lie from a track's predicted position to continue it.
+        motion_scale: Largest size ratio between a track's last box and its continuation.
     """
 
     fps: float
@@ -104,6 +135,9 @@ class TrackerConfig:
     still_window_s: float = 10.0
     still_fraction: float = 0.15
     max_observations: int = 2000
+    moving: bool = False
+    motion_gate: float = 4.0
+    motion_scale: float = 2.0
 
 
 class Tracker:
@@ -136,16 +170,20 @@ class Tracker:
             sv_out = self._byte.update_with_detections(sv_in)
         claimed: set[int] = set()
         chosen = []
-        for byte_id, box in zip(sv_out.tracker_id, sv_out.xyxy, strict=True):
-            ours = self._identity(int(byte_id), box, time, claimed)
+        for byte_id, box, cls in zip(sv_out.tracker_id, sv_out.xyxy, sv_out.class_id,
+                                     strict=True):
+            ours = self._identity(int(byte_id), box, int(cls), time, claimed)
             if ours in claimed:  # two boxes of one frame on one identity: split them
                 ours = self._alias[int(byte_id)] = self._fresh()
             claimed.add(ours)
             chosen.append(ours)
-        ids = np.array(chosen, np.int64)
         tracked = Detections(sv_out.xyxy.astype(np.float32),
                              sv_out.confidence.astype(np.float32),
-                             sv_out.class_id.astype(np.int64), ids)
+                             sv_out.class_id.astype(np.int64), np.array(chosen, np.int64))
+        if self.config.moving:
+            tracked = self._take_the_rest(detections, tracked, time, claimed)
+        ids = tracked.tracker_id
+        assert ids is not None
         for k in range(len(tracked)):
             track = self.tracks.setdefault(int(ids[k]), Track(int(ids[k])))
             track.observations.append(Observation(time, tracked.xyxy[k],
@@ -156,15 +194,45 @@ class Tracker:
             self._judge_still(track)
         return tracked
 
+    def _take_the_rest(self, given: Detections, tracked: Detections, time: datetime,
+                       claimed: set[int]) -> Detections:
+        """From a moving camera, track the confident boxes ByteTrack held back: it shows a
+        new track only once a second frame overlaps it, which a box sweeping past never
+        does. Each continues a track by motion, or starts one."""
+        shown = {tuple(box) for box in tracked.xyxy.tolist()}
+        rest = [k for k in range(len(given)) if tuple(given.xyxy[k].tolist()) not in shown
+                and given.confidence[k] >= self.config.activation]
+        if not rest:
+            return tracked
+        ids = []
+        for k in rest:
+            ours = self._motion_link(given.xyxy[k], int(given.class_id[k]), time, claimed)
+            ours = self._fresh() if ours is None else ours
+            claimed.add(ours)
+            ids.append(ours)
+        extra = given[np.array(rest)]
+        assert tracked.tracker_id is not None
+        return Detections(np.concatenate([tracked.xyxy, extra.xyxy]),
+                          np.concatenate([tracked.confidence, extra.confidence]),
+                          np.concatenate([tracked.class_id, extra.class_id]),
+                          np.concatenate([tracked.tracker_id, np.array(ids, np.int64)]))
+
     def _fresh(self) -> int:
         self._next_fresh += 1
         return self._next_fresh
 
-    def _identity(self, byte_id: int, box: Box, time: datetime, claimed: set[int]) -> int:
+    def _identity(self, byte_id: int, box: Box, class_id: int, time: datetime,
+                  claimed: set[int]) -> int:
         """Our id for a ByteTrack id: a new one re-links to a vanished track at the same place
-        (one not seen in this frame, nor claimed by another box of it)."""
+        (one not seen in this frame, nor claimed by another box of it), or, from a moving
+        camera, to the track whose motion leads there."""
         if byte_id in self._alias:
             return self._alias[byte_id]
+        if self.config.moving:
+            moved = self._motion_link(box, class_id, time, claimed)
+            if moved is not None:
+                self._alias[byte_id] = moved
+                return moved
         horizon = time - timedelta(seconds=self.config.relink_s)
         best, best_iou = byte_id, self.config.relink_iou
         for track in self.tracks.values():
@@ -175,6 +243,28 @@ class Tracker:
             if iou >= best_iou:
                 best, best_iou = track.tracker_id, iou
         self._alias[byte_id] = best
+        return best
+
+    def _motion_link(self, box: Box, class_id: int, time: datetime,
+                     claimed: set[int]) -> int | None:
+        """The same-class track seen in the previous sampled frame (and not since) whose
+        predicted box lies nearest ``box``, within the gate; None if there is none."""
+        period = 1.0 / self.config.fps
+        best, best_cost = None, self.config.motion_gate
+        size = _size(box)
+        for track in self.tracks.values():
+            gap = (time - track.last_seen).total_seconds()
+            if track.tracker_id in claimed or not 0 < gap <= 1.5 * period \
+                    or track.class_id != class_id:
+                continue
+            last = track.last.xyxy
+            ratio = size / _size(last)
+            if not 1 / self.config.motion_scale <= ratio <= self.config.motion_scale:
+                continue
+            cost = float(np.linalg.norm(_centre(box) - _predicted(track, time))) \
+                / max(size, _size(last))
+            if cost < best_cost:
+                best, best_cost = track.tracker_id, cost
         return best
 
     def _judge_still(self, track: Track) -> None:
@@ -190,10 +280,13 @@ class Tracker:
         spanned = (now - since).total_seconds() >= self.config.still_window_s
         track.stationary_since = since if spanned else None
 
-    def expire(self, now: datetime) -> list[Track]:
-        """Remove and return the tracks not seen for ``relink_s``: they are over."""
-        horizon = now - timedelta(seconds=self.config.relink_s)
-        done = [t for t in self.tracks.values() if t.last_seen < horizon]
+    def expire(self, now: datetime | None) -> list[Track]:
+        """Remove and return the tracks that are over: not seen for ``relink_s`` (for
+        ``lost_s`` from a moving camera, whose view has moved on); every track when ``now``
+        is None (the footage ended)."""
+        keep = self.config.lost_s if self.config.moving else self.config.relink_s
+        done = [t for t in self.tracks.values()
+                if now is None or t.last_seen < now - timedelta(seconds=keep)]
         for track in done:
             del self.tracks[track.tracker_id]
         return done

@@ -22,7 +22,7 @@ from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.pipeline import run
 from streetwatch.inference.rules import Firing, RuleEngine
 from streetwatch.inference.sources import StreamSource
-from streetwatch.inference.types import BGRImage, Detections, Frame
+from streetwatch.inference.types import BGRImage, Detections, Frame, Location
 from streetwatch.service.jobs import FrameSampler, Worker, store_cases
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,9 @@ class _StoringBuilder(CaseBuilder):
         super().__init__(**kwargs)
         self._store = store
 
-    def add(self, firing: Firing, best: Frame) -> CaseCandidate | None:
-        candidate = super().add(firing, best)
+    def add(self, firing: Firing, best: Frame,
+            nearest: Location | None = None) -> CaseCandidate | None:
+        candidate = super().add(firing, best, nearest)
         if candidate is not None:
             self._store([candidate])
         else:

@@ -229,18 +229,27 @@ def test_keep_drops_detections_in_an_exclude_zone(tmp_path: Path) -> None:
 
 # --- rules.py without a camera ----------------------------------------------------------
 
-def test_without_a_camera_a_case_class_needs_confirm_frames() -> None:
+def test_without_a_camera_an_ended_track_of_a_case_class_needs_confirm_frames() -> None:
     engine = RuleEngine()
-    assert engine.judge([track(1, "ground_lock", [0, 1])], at(1), W, H) == []
-    assert engine.judge([track(2, "ground_lock", [0, 1, 2], conf=[0.9, 0.3, 0.9])],
-                        at(2), W, H) == []
-    assert engine.judge([track(3, "vehicle", list(range(10)))], at(9), W, H) == []
-    stale = track(4, "ground_lock", [0, 1, 2])
-    assert engine.judge([stale], at(3), W, H) == []  # not seen now: not judged
-    (firing,) = engine.judge([stale, track(5, "cable_clutter", [0, 1, 3])], at(3), W, H)
+    assert engine.judge_ended([track(1, "ground_lock", [0, 1])]) == []
+    assert engine.judge_ended([track(2, "ground_lock", [0, 1, 2], conf=[0.9, 0.3, 0.9])]) == []
+    assert engine.judge_ended([track(3, "vehicle", list(range(10)))]) == []
+    (firing,) = engine.judge_ended([track(5, "cable_clutter", [0, 1, 3])])
     assert firing.track.tracker_id == 5 and firing.rule == "confirmed in 3 frames"
-    assert len(RuleEngine(confirm_frames=2).judge([track(6, "ground_lock", [0, 1])],
-                                                  at(1), W, H)) == 1
+    assert firing.time == at(3)  # when the object was last seen
+    assert engine.judge_ended([firing.track]) == []  # a track fires once
+    assert len(RuleEngine(confirm_frames=2).judge_ended([track(6, "ground_lock", [0, 1])])) == 1
+
+
+def test_without_a_camera_live_tracks_are_not_judged() -> None:
+    """A moving camera's violation waits for its track to end, so the case gets the whole
+    pass (its nearest place), not the moment it was confirmed."""
+    assert RuleEngine().judge([track(5, "cable_clutter", list(range(10)))], at(9), W, H) == []
+
+
+def test_with_a_camera_ended_tracks_are_not_judged(tmp_path: Path) -> None:
+    stall = track(1, "street_vending", list(range(0, 120, 10)), box=IN_STALLS)
+    assert RuleEngine(camera(tmp_path)).judge_ended([stall]) == []
 
 
 # --- cases.py ---------------------------------------------------------------------------

@@ -78,3 +78,53 @@ def test_expired_tracks_are_handed_back() -> None:
     assert tracker.expire(at(4)) == []
     (done,) = tracker.expire(at(20))
     assert done.class_id == 2 and tracker.tracks == {}
+
+
+def _sweep(step: int, x0: float, y0: float) -> tuple[float, float, float, float]:
+    """A poster nearing a forward-looking camera: it grows and speeds outwards, moving
+    three to five times its own width between sampled frames."""
+    scale = 1.25 ** step
+    x, y, w = x0 + 60 * (scale - 1) * 3, y0 - 10 * (scale - 1), 16 * scale
+    return x, y, x + w, y + 2 * w
+
+
+def test_from_a_moving_camera_a_box_sweeping_past_keeps_one_identity() -> None:
+    """Box overlap cannot follow a poster that moves several widths between frames; the
+    motion link can, and two posters side by side keep their own identities."""
+    tracker = Tracker(TrackerConfig(fps=5, moving=True))
+    seen: dict[str, set[int]] = {"upper": set(), "lower": set()}
+    for step in range(5):
+        upper, lower = _sweep(step, 700, 250), _sweep(step, 700, 400)
+        out = tracker.update(boxes((*upper, 4), (*lower, 4)),
+                             T0 + timedelta(seconds=step / 5))
+        assert out.tracker_id is not None and len(out) == 2  # none held back
+        for k, key in enumerate(("upper", "lower")):
+            seen[key].add(int(out.tracker_id[k]))
+    assert len(seen["upper"]) == 1 and len(seen["lower"]) == 1
+    assert seen["upper"] != seen["lower"]
+    assert sorted(len(t.observations) for t in tracker.tracks.values()) == [5, 5]
+
+
+def test_the_motion_link_needs_the_same_class_and_the_last_frame() -> None:
+    tracker = Tracker(TrackerConfig(fps=5, moving=True))
+    tracker.update(boxes((*_sweep(0, 700, 250), 4)), T0)
+    other = tracker.update(boxes((*_sweep(1, 700, 250), 2)), T0 + timedelta(seconds=0.2))
+    later = tracker.update(boxes((*_sweep(2, 700, 250), 2)), T0 + timedelta(seconds=1.0))
+    assert other.tracker_id is not None and later.tracker_id is not None
+    assert len({*other.tracker_id.tolist(), *later.tracker_id.tolist()}) == 2
+    assert len(tracker.tracks) == 3
+
+
+def test_from_a_fixed_camera_bytetrack_alone_decides() -> None:
+    tracker = Tracker(TrackerConfig(fps=5))
+    out = [tracker.update(boxes((*_sweep(step, 700, 250), 4)),
+                          T0 + timedelta(seconds=step / 5)) for step in range(3)]
+    assert [len(o) for o in out] == [1, 0, 0]  # ByteTrack shows a new track on a 2nd overlap
+
+
+def test_a_moving_camera_track_is_over_once_lost() -> None:  # the view has moved on
+    tracker = Tracker(TrackerConfig(fps=5, moving=True, lost_s=3))
+    tracker.update(boxes((*_sweep(0, 700, 250), 4)), T0)
+    assert tracker.expire(T0 + timedelta(seconds=2.9)) == []
+    (over,) = tracker.expire(T0 + timedelta(seconds=3.1))
+    assert len(over.observations) == 1 and tracker.tracks == {}
