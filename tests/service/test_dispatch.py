@@ -66,9 +66,10 @@ def port() -> int:
 
 
 @pytest.fixture
-def client(tmp_path: Path, port: int) -> Iterator[TestClient]:
+def client(tmp_path: Path, port: int, database_url: str | None) -> Iterator[TestClient]:
     settings = service_settings(
-        tmp_path, "ground_lock", dispatch_url=f"http://127.0.0.1:{port}/cases",
+        tmp_path, "ground_lock", database_url=database_url,
+        dispatch_url=f"http://127.0.0.1:{port}/cases",
         dispatch_secret=SECRET, dispatch_poll_s=0.05, dispatch_backoff_s=0.1,
         public_url="https://sw.example.cn")
     with TestClient(create_app(settings)) as client:

@@ -107,10 +107,11 @@ def frames_processed(client: TestClient) -> float:
 
 
 def test_jobs_run_in_parallel_each_exactly_once_across_threads_and_processes(
-        tmp_path: Path) -> None:
+        tmp_path: Path, database_url: str | None) -> None:
     """Two apps on one database (as two processes would be), two job threads each: twelve
     queued jobs are each claimed and run once (which app runs how many varies)."""
-    settings = service_settings(tmp_path, "unauthorized_ad", workers=2)
+    settings = service_settings(tmp_path, "unauthorized_ad", workers=2,
+                                database_url=database_url)
     with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
         ingest, reviewer = keys(one, "ingest"), keys(one, "reviewer")
         jobs = []

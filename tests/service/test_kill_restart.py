@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 import numpy as np
 from live_helpers import free_port
 from service_helpers import service_settings, wait_until
+from sqlalchemy import create_engine, text
 
 
 def long_clip(path: Path, seconds: int = 30) -> bytes:
@@ -57,10 +57,12 @@ def serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], http
 
 
 def test_a_job_killed_midway_completes_after_a_restart_without_duplicates(
-        tmp_path: Path) -> None:
-    settings = service_settings(tmp_path, "ground_lock")
+        tmp_path: Path, database_url: str | None) -> None:
+    settings = service_settings(tmp_path, "ground_lock", database_url=database_url)
     env = {**os.environ, "STREETWATCH_DATA_DIR": str(settings.data_dir),
            "STREETWATCH_REGISTRY": str(settings.registry), "STREETWATCH_WORKERS": "1"}
+    if database_url:
+        env["STREETWATCH_DATABASE_URL"] = database_url
     sw = str(Path(sys.executable).with_name("streetwatch"))
     env["KEY"] = subprocess.run([sw, "keys", "create", "--role", "admin"], env=env, check=True,
                                 capture_output=True, text=True).stdout.strip()
@@ -80,12 +82,13 @@ def test_a_job_killed_midway_completes_after_a_restart_without_duplicates(
         assert wait_until(midway, timeout_s=60, poll_s=0.02)
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
-    database = sqlite3.connect(settings.data_dir / "streetwatch.db")
+    database = create_engine(settings.db_url)
     try:  # what the kill left: the job running, its cases not yet stored
-        (status,), = database.execute("SELECT status FROM jobs")
-        (cases,), = database.execute("SELECT count(*) FROM cases")
+        with database.connect() as connection:
+            status = connection.execute(text("SELECT status FROM jobs")).scalar_one()
+            cases = connection.execute(text("SELECT count(*) FROM cases")).scalar_one()
     finally:
-        database.close()
+        database.dispose()
     assert (status, cases) == ("running", 0)
 
     with serving(env) as (_server, client):

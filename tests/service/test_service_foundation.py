@@ -36,8 +36,9 @@ def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -
         Settings.from_env(environ)
 
 
-def test_the_database_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'sw.db'}"
+def test_the_database_is_migrated_to_the_latest_schema(tmp_path: Path,
+                                                       database_url: str | None) -> None:
+    url = database_url or f"sqlite:///{tmp_path / 'sw.db'}"
     engine, _ = open_database(url)
     from alembic.config import Config
     from alembic.script import ScriptDirectory

@@ -53,8 +53,8 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return service_settings(tmp_path, "unauthorized_ad")
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    return service_settings(tmp_path, "unauthorized_ad", database_url=database_url)
 
 
 @pytest.fixture
