@@ -49,6 +49,17 @@ class Track:
     tracker_id: int
     observations: list[Observation] = field(default_factory=list)
     stationary_since: datetime | None = None
+    _best: Observation | None = field(default=None, repr=False, compare=False)
+
+    def add(self, observation: Observation, keep: int) -> None:
+        """Append a sighting, keeping at most ``keep`` (every other one of the older half
+        is thinned out; the most confident is remembered even when thinned)."""
+        self._best = self.best if self.observations else None
+        self.observations.append(observation)
+        if self._best is None or observation.confidence > self._best.confidence:
+            self._best = observation
+        if len(self.observations) > keep:
+            del self.observations[1:len(self.observations) // 2:2]
 
     @property
     def first_seen(self) -> datetime:
@@ -64,8 +75,10 @@ class Track:
 
     @property
     def best(self) -> Observation:
-        """The most confident sighting (the evidence frame)."""
-        return max(self.observations, key=lambda o: o.confidence)
+        """The most confident sighting (the evidence frame); the first of equals."""
+        if self._best is None:
+            self._best = max(self.observations, key=lambda o: o.confidence)
+        return self._best
 
     @property
     def class_id(self) -> int:
@@ -186,11 +199,8 @@ class Tracker:
         assert ids is not None
         for k in range(len(tracked)):
             track = self.tracks.setdefault(int(ids[k]), Track(int(ids[k])))
-            track.observations.append(Observation(time, tracked.xyxy[k],
-                                                  float(tracked.confidence[k]),
-                                                  int(tracked.class_id[k])))
-            if len(track.observations) > self.config.max_observations:
-                del track.observations[1:len(track.observations) // 2:2]
+            track.add(Observation(time, tracked.xyxy[k], float(tracked.confidence[k]),
+                                  int(tracked.class_id[k])), self.config.max_observations)
             self._judge_still(track)
         return tracked
 

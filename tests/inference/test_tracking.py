@@ -128,3 +128,16 @@ def test_a_moving_camera_track_is_over_once_lost() -> None:  # the view has move
     assert tracker.expire(T0 + timedelta(seconds=2.9)) == []
     (over,) = tracker.expire(T0 + timedelta(seconds=3.1))
     assert len(over.observations) == 1 and tracker.tracks == {}
+
+
+def test_a_long_track_is_thinned_but_keeps_its_best_sighting() -> None:
+    from streetwatch.inference.tracking import Observation, Track
+
+    track = Track(1)
+    box = np.array([0, 0, 10, 10], np.float32)
+    for step, confidence in enumerate([0.5, 0.9, 0.3, 0.4, 0.6, 0.2]):
+        track.add(Observation(at(step), box, confidence, 0), keep=4)
+    assert len(track.observations) <= 5 and track.observations[0].confidence == 0.5
+    assert 0.9 not in [o.confidence for o in track.observations]  # thinned out...
+    assert track.best.confidence == 0.9 and track.best.time == at(1)  # ...but remembered
+    assert track.last.confidence == 0.2
