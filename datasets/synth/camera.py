@@ -97,10 +97,7 @@ class PinholeCamera:
         cam = self.to_camera(points)
         depth = cam[:, 2]
         safe = np.where(depth > NEAR_PLANE_M, depth, NEAR_PLANE_M)
-        f = self.focal_px
-        pixels = np.stack([f * cam[:, 0] / safe + self.cx,
-                           f * cam[:, 1] / safe + self.cy], axis=1)
-        return pixels, depth
+        return self.image_points(cam, safe), depth
 
     def project_polygon(self, polygon: FloatArray) -> tuple[FloatArray, float] | None:
         """Project a planar 3D polygon, clipped at the near plane.
@@ -112,10 +109,7 @@ class PinholeCamera:
         clipped = _clip_near(cam)
         if len(clipped) < 3:
             return None
-        f = self.focal_px
-        pixels = np.stack([f * clipped[:, 0] / clipped[:, 2] + self.cx,
-                           f * clipped[:, 1] / clipped[:, 2] + self.cy], axis=1)
-        return pixels, float(clipped[:, 2].mean())
+        return self.image_points(clipped, clipped[:, 2]), float(clipped[:, 2].mean())
 
     def project_polyline(self, line: FloatArray) -> list[tuple[FloatArray, FloatArray]]:
         """Project a 3D polyline, split where it passes behind the near plane.
@@ -124,6 +118,8 @@ class PinholeCamera:
             Pieces, each (K, 2) pixels with (K,) depths.
         """
         cam = self.to_camera(line)
+        if len(cam) >= 2 and cam[:, 2].min() > NEAR_PLANE_M:  # all in front: one piece
+            return [self._pixels(cam)]
         pieces: list[tuple[FloatArray, FloatArray]] = []
         current: list[FloatArray] = []
         for a, b in itertools.pairwise(cam):
@@ -146,10 +142,17 @@ class PinholeCamera:
         return pieces
 
     def _pixels(self, cam: FloatArray) -> tuple[FloatArray, FloatArray]:
-        f = self.focal_px
-        pixels = np.stack([f * cam[:, 0] / cam[:, 2] + self.cx,
-                           f * cam[:, 1] / cam[:, 2] + self.cy], axis=1)
-        return pixels, cam[:, 2]
+        return self.image_points(cam, cam[:, 2]), cam[:, 2]
+
+    def image_points(self, cam: FloatArray, depth: FloatArray) -> FloatArray:
+        """Pixels (..., 2) of camera-frame points (..., 3) divided by ``depth`` (...,):
+        ``f * x / depth + cx`` and the same for y."""
+        pixels: FloatArray = self.focal_px * cam[..., :2] / depth[..., None] + self._principal
+        return pixels
+
+    @cached_property
+    def _principal(self) -> FloatArray:
+        return np.array([self.cx, self.cy])
 
     def sees_boxes(self, lows: FloatArray, highs: FloatArray) -> npt.NDArray[np.bool_]:
         """For (N, 3) axis-aligned world boxes ``lows..highs``, whether any part of each can

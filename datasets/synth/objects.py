@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from functools import cache, partial
+from functools import partial
 
 import numpy as np
 
@@ -27,15 +27,20 @@ from streetwatch.datasets.synth.textures import facade_texture, poster_texture, 
 Rng = np.random.Generator
 
 
-def _lazy(make: Callable[[Rng], UInt8Image], seed: int) -> Callable[[], UInt8Image]:
+class _Lazy:
     """A texture made on first use, from its own seed, so that whether and when it is drawn
-    does not change any other random draw."""
+    does not change any other random draw. (A plain class: most textures are never drawn,
+    and wrapping a closure in ``functools.cache`` for each cost more than the few made.)"""
 
-    @cache
-    def texture() -> UInt8Image:
-        return make(np.random.default_rng(seed))
+    def __init__(self, make: Callable[[Rng], UInt8Image], seed: int) -> None:
+        self._make = make
+        self._seed = seed
+        self._texture: UInt8Image | None = None
 
-    return texture
+    def __call__(self) -> UInt8Image:
+        if self._texture is None:
+            self._texture = self._make(np.random.default_rng(self._seed))
+        return self._texture
 
 
 def _colour(rng: Rng, base: Colour, spread: float = 30.0) -> Colour:
@@ -192,7 +197,7 @@ def facade(rng: Rng, x: float, width: float, y: float, height: float, flip: bool
            ) -> SceneObject:
     """A building front from x to x + width on the facade line y: one textured quad."""
     quad = _vertical_quad(x + width / 2, y, 0.0, width, height, facing_y=True, flip=flip)
-    texture = _lazy(partial(facade_texture, width_m=width, height_m=height),
+    texture = _Lazy(partial(facade_texture, width_m=width, height_m=height),
                     int(rng.integers(2**31)))
     return SceneObject("facade", None, (x + width / 2, y, 0.0),
                        [Decal(quad, texture, (130.0, 140.0, 150.0))], layer=0)
@@ -250,7 +255,7 @@ def poster(rng: Rng, x: float, y: float, z: float, facing_y: bool, scale: float 
            flip: bool = False) -> SceneObject:
     """A small ad stuck on a wall, pole, box or window (a textured paper rectangle)."""
     width, height = rng.uniform(0.2, 0.6) * scale, rng.uniform(0.25, 0.8) * scale
-    texture = _lazy(poster_texture, int(rng.integers(2**31)))
+    texture = _Lazy(poster_texture, int(rng.integers(2**31)))
     quad = _vertical_quad(x, y, z, width, height, facing_y, flip)
     return SceneObject("poster", "unauthorized_ad", (x, y, z),
                        [Decal(quad, texture, (200.0, 215.0, 225.0))])
@@ -261,7 +266,7 @@ def shop_sign(rng: Rng, x: float, y: float, z: float, width: float, facing_y: bo
     """A lawful shop signboard above a shop front (hard negative for ads)."""
     height = rng.uniform(0.6, 1.1)
     quad = _vertical_quad(x, y, z, width, height, facing_y, flip)
-    texture = _lazy(partial(sign_texture, width_m=width, height_m=height),
+    texture = _Lazy(partial(sign_texture, width_m=width, height_m=height),
                     int(rng.integers(2**31)))
     return SceneObject("shop_sign", None, (x, y, z), [Decal(quad, texture, (60.0, 60.0, 120.0))])
 

@@ -3,6 +3,10 @@
 OpenCV's fonts have no CJK glyphs, so text is drawn as CJK-like characters: random
 horizontal, vertical and slanted strokes inside square cells, which at street distances read
 like Chinese print. Phone-number-like strings use OpenCV's digits.
+
+A colour is laid over an (H, W, 3) image as a row tiled along W (or channel by channel),
+never by numpy broadcasting a 3-vector over the last axis: that runs an inner loop of 3 and
+is several times slower, for the same values.
 """
 
 from __future__ import annotations
@@ -46,23 +50,41 @@ def _glyph_bank() -> npt.NDArray[np.float32]:
     return masks
 
 
-def _glyph(image: UInt8Image, x: int, y: int, size: int, colour: tuple[int, int, int],
-           rng: Rng) -> None:
-    """Draw one CJK-like character in the square cell at (x, y)."""
-    height, width = image.shape[:2]
-    if x < 0 or y < 0 or x + size > width or y + size > height or size < 2:
-        return
-    alpha = cv2.resize(_glyph_bank()[int(rng.integers(_GLYPH_COUNT))], (size, size),
-                       interpolation=cv2.INTER_AREA)[..., None]
-    cell = image[y:y + size, x:x + size].astype(np.float32)
-    image[y:y + size, x:x + size] = (cell * (1 - alpha)
-                                     + np.array(colour, np.float32) * alpha).astype(np.uint8)
+@lru_cache(maxsize=4096)
+def _glyph_alpha(index: int, size: int) -> npt.NDArray[np.float32]:
+    """Glyph ``index`` of the bank as a (size, size, 3) alpha mask (texts use a few sizes)."""
+    alpha = cv2.resize(_glyph_bank()[index], (size, size), interpolation=cv2.INTER_AREA)
+    alpha3: npt.NDArray[np.float32] = np.repeat(alpha[..., None], 3, axis=2)
+    alpha3.flags.writeable = False  # shared by every caller
+    return alpha3
 
 
 def _text_row(image: UInt8Image, x: int, y: int, size: int, count: int,
               colour: tuple[int, int, int], rng: Rng) -> None:
+    """Draw ``count`` CJK-like characters in square cells from (x, y), ``size * 1.1`` apart;
+    a cell not wholly inside the image is left out (and draws no random glyph).
+
+    The cells never overlap, so the row is blended in one pass over an alpha strip; each
+    pixel gets ``cell * (1 - alpha) + colour * alpha`` in float32, truncated, exactly as
+    when blending character by character."""
+    height, width = image.shape[:2]
+    if y < 0 or y + size > height or size < 2:
+        return
+    strip = np.zeros((size, width, 3), np.float32)
+    step = int(size * 1.1)
+    first, end = width, 0
     for i in range(count):
-        _glyph(image, x + i * int(size * 1.1), y, size, colour, rng)
+        left = x + i * step
+        if left < 0 or left + size > width:
+            continue
+        strip[:, left:left + size] = _glyph_alpha(int(rng.integers(_GLYPH_COUNT)), size)
+        first, end = min(first, left), left + size
+    if end <= first:
+        return
+    alpha = strip[:, first:end]
+    cell = image[y:y + size, first:end].astype(np.float32)
+    ink = np.tile(np.array(colour, np.float32), (end - first, 1))
+    image[y:y + size, first:end] = (cell * (1 - alpha) + ink * alpha).astype(np.uint8)
 
 
 def poster_texture(rng: Rng) -> UInt8Image:
@@ -71,7 +93,9 @@ def poster_texture(rng: Rng) -> UInt8Image:
     height, width = int(rng.integers(56, 100)), int(rng.integers(44, 80))
     paper = np.array(rng.choice([[235, 240, 245], [200, 230, 250], [180, 220, 255],
                                  [220, 220, 220], [170, 200, 240]]), dtype=float)
-    image = np.clip(paper + rng.normal(0, 6, (height, width, 3)), 0, 255).astype(np.uint8)
+    noise = rng.normal(0, 6, (height, width, 3)).reshape(height, width * 3)
+    image = np.clip(np.tile(paper, width) + noise, 0, 255).astype(np.uint8).reshape(
+        height, width, 3)
     ink = tuple(int(v) for v in rng.choice([[20, 20, 20], [30, 30, 200], [160, 40, 20]]))
     size = int(rng.integers(7, 11))
     y = 4
@@ -95,8 +119,7 @@ def sign_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     width = max(44, int(height * width_m / height_m))
     board = np.array(rng.choice([[30, 30, 170], [150, 60, 20], [20, 120, 30], [40, 40, 40],
                                  [20, 160, 210]]), dtype=np.uint8)
-    image = np.empty((height, width, 3), np.uint8)
-    image[:] = board
+    image = np.repeat(np.tile(board, (1, width)), height, axis=0).reshape(height, width, 3)
     letters = tuple(int(v) for v in rng.choice([[255, 255, 255], [40, 220, 250], [230, 230, 0]]))
     size = 30
     count = max(2, min(8, (width - 14) // 34))
@@ -116,8 +139,10 @@ def facade_texture(rng: Rng, width_m: float, height_m: float) -> UInt8Image:
     wall = np.clip(np.array([120, 140, 160]) + rng.normal(0, 28, 3), 0, 255)
     # Stucco: coarse noise, upsampled (fine noise per pixel cost more than the rest).
     coarse = rng.normal(0, 6, (height // 4 + 1, width // 4 + 1)).astype(np.float32)
-    stucco = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
-    image = np.clip(wall + stucco, 0, 255).astype(np.uint8)
+    stucco = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+    # Channel by channel (see the module notes), then merged.
+    planes = np.clip(wall[:, None, None] + stucco, 0, 255).astype(np.uint8)
+    image = np.asarray(cv2.merge(list(planes)), np.uint8)
     px = FACADE_PX_PER_M
     shop_top = height - int(2.8 * px)
     glass = tuple(int(v) for v in np.clip(np.array([80, 70, 60]) + rng.normal(0, 15, 3), 0, 255))
