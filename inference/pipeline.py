@@ -92,39 +92,44 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
             last_place.pop(track.tracker_id, None)
 
     photo_ids = itertools.count(1)
-    for chunk in _batches(read_ahead(frames, max(ahead, detector.config.batch)
-                                     if ahead else 0), detector.config.batch):
-        started = time.perf_counter()
-        found = detector([f.image for f in chunk])
-        on_inference((time.perf_counter() - started) / len(chunk))
-        for frame, raw in zip(chunk, found, strict=True):
-            h, w = frame.image.shape[:2]
-            detections = rules.keep(raw, w, h)
-            on_frame(frame, detections)
-            for cls in detections.class_id.tolist():
-                key = TAXONOMY.by_id(int(cls)).key
-                stats.detections[key] = stats.detections.get(key, 0) + 1
-            if tracker is None:  # a photo's detections are over at once
-                for firing in rules.judge_ended([_photo_track(next(photo_ids), frame,
-                                                              detections, k)
-                                                 for k in range(len(detections))]):
-                    builder.add(firing, frame)
-                shown = detections
-            else:
-                shown = tracker.update(detections, frame.captured_at)
-                for tracker_id in (shown.tracker_id if shown.tracker_id is not None else []):
-                    track = tracker.tracks[int(tracker_id)]
-                    if track.last is track.best:
-                        best[int(tracker_id)] = frame
-                    last_place[track.tracker_id] = frame.location
-                firings = rules.judge(list(tracker.tracks.values()), frame.captured_at, w, h)
-                for firing in firings:
-                    builder.add(firing, best[firing.track.tracker_id])
-                close(tracker.expire(frame.captured_at))
-            if sink is not None:
-                sink.write(frame, shown)
-            stats.frames += 1
-            progress(1)
+    try:
+        for chunk in _batches(read_ahead(frames, max(ahead, detector.config.batch)
+                                         if ahead else 0), detector.config.batch):
+            started = time.perf_counter()
+            found = detector([f.image for f in chunk])
+            on_inference((time.perf_counter() - started) / len(chunk))
+            for frame, raw in zip(chunk, found, strict=True):
+                h, w = frame.image.shape[:2]
+                detections = rules.keep(raw, w, h)
+                on_frame(frame, detections)
+                for cls in detections.class_id.tolist():
+                    key = TAXONOMY.by_id(int(cls)).key
+                    stats.detections[key] = stats.detections.get(key, 0) + 1
+                if tracker is None:  # a photo's detections are over at once
+                    for firing in rules.judge_ended([_photo_track(next(photo_ids), frame,
+                                                                  detections, k)
+                                                     for k in range(len(detections))]):
+                        builder.add(firing, frame)
+                    shown = detections
+                else:
+                    shown = tracker.update(detections, frame.captured_at)
+                    for tracker_id in (shown.tracker_id if shown.tracker_id is not None else []):
+                        track = tracker.tracks[int(tracker_id)]
+                        if track.last is track.best:
+                            best[int(tracker_id)] = frame
+                        last_place[track.tracker_id] = frame.location
+                    firings = rules.judge(list(tracker.tracks.values()), frame.captured_at, w, h)
+                    for firing in firings:
+                        builder.add(firing, best[firing.track.tracker_id])
+                    close(tracker.expire(frame.captured_at))
+                if sink is not None:
+                    sink.write(frame, shown)
+                stats.frames += 1
+                progress(1)
+    except KeyboardInterrupt:  # a stream stopped by hand: what it saw is over too
+        if tracker is not None:
+            close(tracker.expire(None))
+        raise
     if tracker is not None:
         close(tracker.expire(None))  # the footage ended: every track is over
     return stats

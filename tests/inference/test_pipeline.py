@@ -1,0 +1,80 @@
+"""The pipeline from a moving camera: a violation becomes a case when its track is over,
+placed where the vehicle was at the last sighting; a stream stopped by hand keeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streetwatch.inference.cases import CaseBuilder, EvidenceStore, ModelRef, Source
+from streetwatch.inference.pipeline import run
+from streetwatch.inference.replay import ReplayDetector
+from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.types import Frame, Location
+
+T0 = datetime(2026, 5, 12, 2, 0, tzinfo=UTC)
+FPS = 5.0
+IMAGE = np.zeros((180, 320, 3), np.uint8)
+
+
+def _drive(seconds: float) -> Iterator[Frame]:
+    """Frames from a vehicle heading north at about 8 m/s."""
+    for k in range(int(seconds * FPS)):
+        yield Frame("patrol", k, T0 + timedelta(seconds=k / FPS), IMAGE,
+                    Location(30.0 + k * 1.6 / 111_000, 120.0))
+
+
+def _lock_passing(first: int, count: int) -> dict[float, list[tuple[str, tuple[float, ...]]]]:
+    """A ground lock growing and sweeping right for ``count`` frames from frame ``first``,
+    several box widths a frame, so box overlap alone would lose it."""
+    boxes: dict[float, list[tuple[str, tuple[float, ...]]]] = {}
+    for step in range(count):
+        x, size = 170 + 30 * step, 8 + 3 * step
+        boxes[(first + step) / FPS] = [("ground_lock", (x, 120, x + size, 120 + size))]
+    return boxes
+
+
+def _run(frames: Iterator[Frame], boxes: dict[float, list[tuple[str, tuple[float, ...]]]],
+         tmp_path: Path) -> CaseBuilder:
+    replay = ReplayDetector(T0, boxes)
+    builder = CaseBuilder(EvidenceStore(tmp_path), ModelRef(name="m", version="1",
+                                                            sha256=None),
+                          Source(kind="vehicle", id="patrol"))
+    run(replay.watch(frames), replay, RuleEngine(), builder, fps=FPS)
+    return builder
+
+
+def test_a_passing_violation_is_one_case_placed_at_its_last_sighting(tmp_path: Path) -> None:
+    builder = _run(_drive(8), _lock_passing(first=5, count=4), tmp_path)
+    (case,) = builder.candidates
+    assert case.category == "ground_lock" and case.rule == "confirmed in 3 frames"
+    assert case.first_seen == T0 + timedelta(seconds=1.0)
+    assert case.last_seen == T0 + timedelta(seconds=1.6)
+    assert case.location is not None
+    assert case.location.lat == pytest.approx(30.0 + 8 * 1.6 / 111_000)  # frame 8, the last
+
+
+def test_a_violation_seen_twice_is_not_confirmed(tmp_path: Path) -> None:
+    assert _run(_drive(8), _lock_passing(first=5, count=2), tmp_path).candidates == []
+
+
+def test_a_stream_stopped_by_hand_keeps_the_violations_in_view(tmp_path: Path) -> None:
+    def stopped_at(frames: Iterator[Frame], k: int) -> Iterator[Frame]:
+        for frame in frames:
+            if frame.index == k:
+                raise KeyboardInterrupt
+            yield frame
+
+    replay = ReplayDetector(T0, _lock_passing(first=5, count=10))
+    builder = CaseBuilder(EvidenceStore(tmp_path), ModelRef(name="m", version="1",
+                                                            sha256=None),
+                          Source(kind="vehicle", id="patrol"))
+    with pytest.raises(KeyboardInterrupt):
+        run(replay.watch(stopped_at(_drive(20), 9)), replay, RuleEngine(), builder, fps=FPS,
+            ahead=0)
+    (case,) = builder.candidates  # still in view when stopped, and confirmed: kept
+    assert case.last_seen == T0 + timedelta(seconds=1.6)
