@@ -12,10 +12,11 @@ import pytest
 
 from streetwatch.inference.cases import CaseBuilder, EvidenceStore, ModelRef, Source
 from streetwatch.inference.pipeline import run
-from streetwatch.inference.replay import ReplayDetector
+from streetwatch.inference.replay import Box, ReplayDetector
 from streetwatch.inference.rules import RuleEngine
 from streetwatch.inference.types import Frame, Location
 
+Recorded = dict[float, list[tuple[str, Box]]]
 T0 = datetime(2026, 5, 12, 2, 0, tzinfo=UTC)
 FPS = 5.0
 IMAGE = np.zeros((180, 320, 3), np.uint8)
@@ -28,17 +29,17 @@ def _drive(seconds: float) -> Iterator[Frame]:
                     Location(30.0 + k * 1.6 / 111_000, 120.0))
 
 
-def _lock_passing(first: int, count: int) -> dict[float, list[tuple[str, tuple[float, ...]]]]:
+def _lock_passing(first: int, count: int) -> Recorded:
     """A ground lock growing and sweeping right for ``count`` frames from frame ``first``,
     several box widths a frame, so box overlap alone would lose it."""
-    boxes: dict[float, list[tuple[str, tuple[float, ...]]]] = {}
+    boxes: Recorded = {}
     for step in range(count):
-        x, size = 170 + 30 * step, 8 + 3 * step
+        x, size = 170.0 + 30 * step, 8.0 + 3 * step
         boxes[(first + step) / FPS] = [("ground_lock", (x, 120, x + size, 120 + size))]
     return boxes
 
 
-def _run(frames: Iterator[Frame], boxes: dict[float, list[tuple[str, tuple[float, ...]]]],
+def _run(frames: Iterator[Frame], boxes: Recorded,
          tmp_path: Path) -> CaseBuilder:
     replay = ReplayDetector(T0, boxes)
     builder = CaseBuilder(EvidenceStore(tmp_path), ModelRef(name="m", version="1",
