@@ -87,6 +87,7 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
         for firing in rules.judge_ended(ended):
             tracker_id = firing.track.tracker_id
             builder.add(firing, best[tracker_id], last_place[tracker_id])
+        rules.forget(ended)
         for track in ended:
             best.pop(track.tracker_id, None)
             last_place.pop(track.tracker_id, None)

@@ -77,6 +77,11 @@ class RuleEngine:
         self.fired |= {f.track.tracker_id for f in firings}
         return firings
 
+    def forget(self, tracks: list[Track]) -> None:
+        """Tracks that are over can fire no more: drop them from ``fired`` (a camera
+        stream runs for weeks)."""
+        self.fired -= {t.tracker_id for t in tracks}
+
     def judge_ended(self, tracks: list[Track]) -> list[Firing]:
         """Without a camera, the tracks just over (a photo's detections are over at once)
         that were confirmed as violations; with one, none: its rules judge live tracks."""

@@ -299,4 +299,7 @@ class Tracker:
                 if now is None or t.last_seen < now - timedelta(seconds=keep)]
         for track in done:
             del self.tracks[track.tracker_id]
+        if done:  # a stream runs for weeks: forget the ByteTrack ids of tracks now over
+            over = {t.tracker_id for t in done}
+            self._alias = {b: ours for b, ours in self._alias.items() if ours not in over}
         return done

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from streetwatch.inference.camera import Camera
@@ -30,7 +31,9 @@ log = logging.getLogger(__name__)
 
 class _StoringBuilder(CaseBuilder):
     """A case builder that writes each new candidate at once (a stream has no end to wait
-    for) and extends the stored case when a firing merges into it."""
+    for) and extends the stored case when a firing merges into it. Stored candidates are
+    kept in memory only while a firing could still merge into them (two
+    ``merge_window_s``): a camera runs for weeks."""
 
     def __init__(self, store: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -44,6 +47,10 @@ class _StoringBuilder(CaseBuilder):
         else:
             merged = next(c for c in self.candidates if firing.track.tracker_id in c.tracks)
             self._store([merged], update=True)
+        # a firing merges into a case last seen within the window of its track's first
+        # sighting; two windows back leaves room for a track in view a whole window
+        horizon = firing.time - timedelta(seconds=2 * self.merge_window_s)
+        self.candidates = [c for c in self.candidates if c.last_seen >= horizon]
         return candidate
 
 

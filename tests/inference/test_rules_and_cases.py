@@ -241,6 +241,14 @@ def test_without_a_camera_an_ended_track_of_a_case_class_needs_confirm_frames() 
     assert len(RuleEngine(confirm_frames=2).judge_ended([track(6, "ground_lock", [0, 1])])) == 1
 
 
+def test_tracks_that_are_over_are_forgotten_once_judged() -> None:
+    engine = RuleEngine()
+    done = track(5, "cable_clutter", [0, 1, 3])
+    assert len(engine.judge_ended([done])) == 1 and engine.fired == {5}
+    engine.forget([done])
+    assert engine.fired == set()  # a stream's memory does not grow with its tracks
+
+
 def test_without_a_camera_live_tracks_are_not_judged() -> None:
     """A moving camera's violation waits for its track to end, so the case gets the whole
     pass (its nearest place), not the moment it was confirmed."""

@@ -141,3 +141,15 @@ def test_a_long_track_is_thinned_but_keeps_its_best_sighting() -> None:
     assert 0.9 not in [o.confidence for o in track.observations]  # thinned out...
     assert track.best.confidence == 0.9 and track.best.time == at(1)  # ...but remembered
     assert track.last.confidence == 0.2
+
+
+def test_a_stream_of_passing_cars_keeps_only_live_identities() -> None:
+    """A camera runs for weeks: identities of tracks that are over are forgotten."""
+    tracker = Tracker(TrackerConfig(fps=FPS, relink_s=5))
+    for car in range(40):  # a car every 6 s, each in view for 2 s
+        for step in range(4):
+            x = 10 + 40 * step
+            tracker.update(boxes((x, 100, x + 60, 140, 5)), at(car * 12 + step))
+        tracker.expire(at(car * 12 + 4))
+    assert len(tracker.tracks) <= 1
+    assert len(tracker._alias) <= 2  # the memory this test is about

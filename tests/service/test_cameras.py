@@ -108,3 +108,33 @@ def test_a_camera_uses_the_service_case_confidence(tmp_path: Path, stream_url: s
         client.post("/v1/cameras/cam-3/start", headers=admin)
         assert wait_until(lambda: client.get("/v1/cases", headers=admin).json()["total"] >= 1)
         client.post("/v1/cameras/cam-3/stop", headers=admin)
+
+
+def test_a_camera_keeps_only_the_cases_a_firing_could_still_merge_into(
+        tmp_path: Path) -> None:
+    """A camera runs for weeks; each case is stored as it fires, and the worker's memory
+    of cases reaches back two merge windows, not to the start."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from streetwatch.inference.cases import EvidenceStore, ModelRef, Source
+    from streetwatch.inference.rules import Firing
+    from streetwatch.inference.tracking import Observation, Track
+    from streetwatch.inference.types import Frame
+    from streetwatch.service.streams import _StoringBuilder
+
+    stored: list[str] = []
+    builder = _StoringBuilder(lambda cases, update=False: stored.extend(c.id for c in cases),
+                              evidence=EvidenceStore(tmp_path), merge_window_s=60,
+                              model=ModelRef(name="m", version="1", sha256=None),
+                              source=Source(kind="camera", id="cam-1"))
+    start = datetime(2026, 5, 12, tzinfo=UTC)
+    image = np.zeros((120, 160, 3), np.uint8)
+    for k in range(30):  # a lock in a new place every 10 minutes
+        at = start + timedelta(minutes=10 * k)
+        box = np.array([5 * k, 10, 5 * k + 4, 14], np.float32)
+        track = Track(k + 1, [Observation(at, box, 0.9, TAXONOMY.by_key("ground_lock").id)])
+        builder.add(Firing(track, "ground_lock", "test", at), Frame("cam-1", k, at, image))
+    assert len(stored) == 30 and len(set(stored)) == 30
+    assert len(builder.candidates) <= 1
