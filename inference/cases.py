@@ -24,6 +24,7 @@ import shapely
 from pydantic import BaseModel, ConfigDict
 
 from streetwatch.inference.boxes import box_iou
+from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.rules import Firing
 from streetwatch.inference.types import BGRImage, Frame, Location
 from streetwatch.models.taxonomy import TAXONOMY
@@ -145,15 +146,22 @@ class EvidenceStore:
         self._last = (image, stored)
         return stored
 
-    def _store(self, image: BGRImage, kind: Literal["annotated", "crop", "frame"]) -> Evidence:
-        import hashlib
+    def put_clip(self, data: bytes) -> Evidence:
+        """A WebM clip (see ``inference.clips``)."""
+        return self._write(data, ".webm", "clip")
 
+    def _store(self, image: BGRImage, kind: Literal["annotated", "crop", "frame"]) -> Evidence:
         ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:
             raise ValueError("JPEG encoding of evidence failed")
-        data = encoded.tobytes()
+        return self._write(encoded.tobytes(), ".jpg", kind)
+
+    def _write(self, data: bytes, suffix: str,
+               kind: Literal["annotated", "crop", "frame", "clip"]) -> Evidence:
+        import hashlib
+
         digest = hashlib.sha256(data).hexdigest()
-        path = self.root / f"{digest}.jpg"
+        path = self.root / f"{digest}{suffix}"
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -203,7 +211,13 @@ class CaseBuilder:
     merge_iou: float = 0.3
     merge_window_s: float = 3600.0
     run: str = ""  # names the footage (a job id): two uploads never share a case id
+    clips: ClipRecorder | None = None  # when set, each new case gets a short clip too
     candidates: list[CaseCandidate] = field(default_factory=list)
+
+    def see(self, frame: Frame) -> None:
+        """Every frame of the footage, in order (for clips)."""
+        if self.clips is not None:
+            self.clips.see(frame)
 
     def add(self, firing: Firing, best: Frame,
             nearest: Location | None = None) -> CaseCandidate | None:
@@ -232,6 +246,9 @@ class CaseBuilder:
         evidence = [self.evidence.put(annotated, "annotated"),
                     self.evidence.put(crop(best.image, box), "crop"),
                     self.evidence.put(best.image, "frame")]
+        clip = self.clips.clip(track, category) if self.clips is not None else None
+        if clip is not None:
+            evidence.append(self.evidence.put_clip(clip))
         codes = TAXONOMY.by_key(category).dispatch_codes
         candidate = CaseCandidate(
             id=str(uuid.uuid5(CASE_NAMESPACE, key)), category=category,

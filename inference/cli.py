@@ -21,6 +21,7 @@ from streetwatch.inference.cases import (
     Place,
     Source,
 )
+from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
 from streetwatch.inference.gps import GpsTrack, TrackError, read_track
 from streetwatch.inference.pipeline import RunStats, VideoSink, run
@@ -79,14 +80,17 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
               help="Confidence a track needs to become a case.")
 @click.option("--duration", type=float,
               help="Stop a stream after this many seconds (or Ctrl-C: what was found is kept).")
+@click.option("--clip-seconds", type=click.FloatRange(0, 60), default=0.0, show_default=True,
+              help="Add to each video case a WebM clip of this many seconds before its last "
+                   "sighting (0: none).")
 @click.option("--save-video", is_flag=True, help="Also write an annotated video.")
 @click.option("--force", is_flag=True, help="Replace an existing --out.")
 @REGISTRY_OPTION
 def detect_command(source: str, out: Path, model_text: str | None, gps_path: Path | None,
                    gps_offset: float, start: datetime | None, camera_path: Path | None,
                    vehicle: str | None, grid_path: Path | None, fps: float, conf: float,
-                   case_conf: float, duration: float | None, save_video: bool, force: bool,
-                   registry_root: Path | None) -> None:
+                   case_conf: float, duration: float | None, clip_seconds: float,
+                   save_video: bool, force: bool, registry_root: Path | None) -> None:
     """Find violations in SOURCE: an image, a folder of photos, a video file, or an
     rtsp:// / http:// stream. Writes OUT/candidates.jsonl (one case candidate per line) and
     OUT/evidence/ (annotated frame, crop and frame per case, named by sha256)."""
@@ -115,7 +119,9 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
             builder = CaseBuilder(
                 EvidenceStore(staging / "evidence"),
                 ModelRef(name=info.name, version=info.version, sha256=info.sha256),
-                Source(kind=kind, id=source_id), grid=grid, fixed_location=place)
+                Source(kind=kind, id=source_id), grid=grid, fixed_location=place,
+                clips=ClipRecorder(clip_seconds, fps=fps) if clip_seconds and not photos
+                else None)
             rules = RuleEngine(camera, default_confidence=case_conf,
                                confirm_frames=1 if photos else 3)
             sink = VideoSink(staging / "annotated.mp4", fps) if save_video else None

@@ -100,6 +100,7 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
             found = detector([f.image for f in chunk])
             on_inference((time.perf_counter() - started) / len(chunk))
             for frame, raw in zip(chunk, found, strict=True):
+                builder.see(frame)
                 h, w = frame.image.shape[:2]
                 detections = rules.keep(raw, w, h)
                 on_frame(frame, detections)

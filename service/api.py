@@ -33,7 +33,7 @@ from streetwatch.service.state import AppState, State
 from streetwatch.service.store import TooLarge
 
 api = APIRouter()
-_EVIDENCE_NAME = re.compile(r"^[0-9a-f]{64}\.jpg$")
+_EVIDENCE_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|webm)$")
 
 
 @api.post("/v1/uploads/photos", status_code=202)
@@ -274,10 +274,11 @@ def get_case(case_id: str, state: State,
 @api.get("/v1/evidence/{name}")
 def get_evidence(name: str, state: State,
                  _caller: Annotated[Caller, Depends(require("reviewer"))]) -> FileResponse:
-    """An evidence image, by its content hash (no other name reaches the disk)."""
+    """An evidence image or clip, by its content hash (no other name reaches the disk)."""
     if not _EVIDENCE_NAME.match(name) or not (state.evidence / name).is_file():
         raise HTTPException(404, f"no evidence {name!r}")
-    return FileResponse(state.evidence / name, media_type="image/jpeg")
+    return FileResponse(state.evidence / name,
+                        media_type="video/webm" if name.endswith(".webm") else "image/jpeg")
 
 
 class Review(BaseModel):

@@ -37,7 +37,8 @@ def create_app(settings: Settings) -> FastAPI:
                      session_secret=session_secret(settings.data_dir))
     worker = Worker(Services(sessions, state.store, state.evidence, state.registry,
                              state.metrics, case_conf=settings.case_confidence,
-                             sample_rate=settings.sample_rate, events=state.job_events),
+                             sample_rate=settings.sample_rate, events=state.job_events,
+                             clip_seconds=settings.clip_seconds),
                     threads=settings.workers)
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None
     dispatcher = Dispatcher(sessions, settings.dispatch_url, secret, state.metrics,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from streetwatch.inference.cases import CaseBuilder, CaseCandidate, EvidenceStore, ModelRef, Source
+from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.gps import TrackError, read_track
 from streetwatch.inference.pipeline import run
@@ -134,6 +135,7 @@ class Services:
     case_conf: float = 0.4
     sample_rate: float = 0.0
     events: JobEvents = field(default_factory=JobEvents)
+    clip_seconds: float = 0.0
 
 
 @dataclass
@@ -268,6 +270,8 @@ class Worker:
             source_video = self._video(video, uploads, params, source.id)
             frames, fps, photos = source_video, float(params.get("fps", 2.0)), False
             total = int(source_video.info.seconds * fps) + 1
+        if not photos and self.services.clip_seconds > 0:
+            builder.clips = ClipRecorder(self.services.clip_seconds, fps=fps)
         rules = RuleEngine(None, default_confidence=self.services.case_conf,
                            confirm_frames=1 if photos else 3)
         sampler = FrameSampler(builder, job_id, self.services.sample_rate, rules.needed)

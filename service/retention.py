@@ -53,7 +53,8 @@ def prune(sessions: sessionmaker[Session], store: Store, evidence: Path, *,
             path = store.path(sha)
             if path.exists():
                 pruned.add(pruned.uploads, path)
-        orphans = {p.stem: p for p in _older(evidence, "*.jpg", now - grace)}
+        orphans = {p.stem: p for pattern in ("*.jpg", "*.webm")
+                   for p in _older(evidence, pattern, now - grace)}
         for (sha,) in session.execute(select(FrameRow.sha256)).yield_per(1000):
             orphans.pop(sha, None)
         for (items,) in session.execute(select(Case.evidence)).yield_per(1000):

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
         case_confidence: Confidence a detection needs to become a case candidate.
         sample_rate: Share of the frames that produced no candidate kept for reviewers to
             look for misses (active learning); 0 keeps none.
+        clip_seconds: Seconds of footage before a video or camera case's last sighting
+            kept as a WebM clip in its evidence (0: none; photos never have one).
         workers: Jobs run at once, each on its own detector with an equal share of the
             cores (default: one per core, at most 4). More jobs at once is more photos per
             second; 1 gives a lone long video every core.
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     queue_limit: int = Field(default=100, gt=0)
     case_confidence: float = Field(default=0.4, ge=0, le=1)
     sample_rate: float = Field(default=0.02, ge=0, le=1)
+    clip_seconds: float = Field(default=6.0, ge=0, le=60)
     workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ from streetwatch.inference.cases import (
     Place,
     Source,
 )
+from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.pipeline import run
 from streetwatch.inference.rules import Firing, RuleEngine
@@ -122,7 +123,9 @@ class CameraWorker:
                                                         update=update),
                 evidence=EvidenceStore(services.evidence), model=_model_ref(detector),
                 source=Source(kind="camera", id=self.camera.id),
-                fixed_location=Place(lat=location.lat, lon=location.lon) if location else None)
+                fixed_location=Place(lat=location.lat, lon=location.lon) if location else None,
+                clips=ClipRecorder(services.clip_seconds, fps=self.fps)
+                if services.clip_seconds > 0 else None)
             metrics = services.metrics
             # the service's case confidence, unless the camera's rules say otherwise
             rules = RuleEngine(self.camera, default_confidence=services.case_conf)

@@ -4,7 +4,7 @@ choose, API keys, and job state (importable through pytest's pythonpath)."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,4 +63,26 @@ def upload_photos(client: TestClient, shades: list[int], **form: str) -> str:
     return job_id
 
 
-__all__ = ["anchor", "job_done", "keys", "service_settings", "upload_photos", "wait_until"]
+DRIVE_START = datetime(2026, 5, 12, 2, 0, tzinfo=UTC)
+
+
+def drive_video(path: Path, seconds: float = 4) -> bytes:
+    """A 160x120 10 fps MP4 of ``seconds`` (the fixed model sees its box in every frame)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10, (160, 120))
+    for i in range(int(seconds * 10)):
+        writer.write(np.full((120, 160, 3), (i * 4) % 256, np.uint8))
+    writer.release()
+    return path.read_bytes()
+
+
+def drive_track(seconds: int = 6) -> bytes:
+    """A CSV GPS track from DRIVE_START, one fix a second, heading north."""
+    rows = ["time_utc,lat,lon"]
+    for s in range(seconds):
+        time = (DRIVE_START + timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
+        rows.append(f"{time},{30.25 + s * 1e-4:.6f},120.15")
+    return ("\n".join(rows) + "\n").encode()
+
+
+__all__ = ["DRIVE_START", "anchor", "drive_track", "drive_video", "job_done", "keys",
+           "service_settings", "upload_photos", "wait_until"]

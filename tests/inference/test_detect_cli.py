@@ -54,10 +54,11 @@ def candidates(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
 
 
-def check_evidence(out: Path, case: dict[str, object]) -> None:
+def check_evidence(out: Path, case: dict[str, object], clip: bool = False) -> None:
     evidence = case["evidence"]
     assert isinstance(evidence, list)
-    assert sorted(e["kind"] for e in evidence) == ["annotated", "crop", "frame"]
+    assert sorted(e["kind"] for e in evidence) == ["annotated", *(["clip"] if clip else []),
+                                                   "crop", "frame"]
     for item in evidence:
         data = (out / item["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == item["sha256"]
@@ -118,7 +119,8 @@ def test_a_dashcam_drive_places_cases_on_the_map_and_the_grid(tmp_path: Path) ->
                                                          [120.1, 30.2]]]}}]}))
     out = tmp_path / "out"
     result = sw(video(tmp_path / "drive.mp4", seconds=6), "--out", out, "--model", model,
-                "--gps", track, "--vehicle", "patrol-3", "--grid", grid, "--fps", "2")
+                "--gps", track, "--vehicle", "patrol-3", "--grid", grid, "--fps", "2",
+                "--clip-seconds", "3")
     assert result.exit_code == 0, result.output
     (case,) = candidates(out)
     assert case["category"] == "ground_lock" and case["grid_cell"] == "330106001001"
@@ -126,7 +128,7 @@ def test_a_dashcam_drive_places_cases_on_the_map_and_the_grid(tmp_path: Path) ->
     location = case["location"]
     assert isinstance(location, dict) and 30.25 <= location["lat"] <= 30.251
     assert case["rule"] == "confirmed in 3 frames"
-    check_evidence(out, case)
+    check_evidence(out, case, clip=True)  # the drive's last 3 s, as WebM
 
 
 def geotagged_photo(path: Path, lat: float, lon: float) -> None:

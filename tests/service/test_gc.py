@@ -81,14 +81,15 @@ def test_only_unnamed_evidence_past_the_grace_period_goes(settings: Settings) ->
     for path in named:
         age(path, 10)  # old, but a case names them
     old_orphan, new_orphan = folder / ("a" * 64 + ".jpg"), folder / ("b" * 64 + ".jpg")
+    old_clip = folder / ("d" * 64 + ".webm")
     broken_write = folder / ("c" * 64 + ".tmp")
-    for path in (old_orphan, new_orphan, broken_write):
+    for path in (old_orphan, new_orphan, old_clip, broken_write):
         path.write_bytes(b"\xff\xd8 not much of a jpeg")
-    age(old_orphan, 3)
-    age(broken_write, 3)
+    for path in (old_orphan, old_clip, broken_write):
+        age(path, 3)
 
     output = gc(settings, "--grace-hours", "24")
-    assert "1 unnamed evidence file(s), 1 unfinished write(s)" in output
+    assert "2 unnamed evidence file(s), 1 unfinished write(s)" in output
     assert sorted(folder.iterdir()) == sorted([*named, new_orphan])
 
 

@@ -20,7 +20,14 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import job_done, keys, service_settings, wait_until
+from service_helpers import (
+    drive_track,
+    drive_video,
+    job_done,
+    keys,
+    service_settings,
+    wait_until,
+)
 
 from streetwatch.service.app import create_app
 from streetwatch.service.settings import Settings
@@ -221,3 +228,50 @@ def test_a_reviewer_looks_over_frames_without_candidates(tmp_path: Path, browser
         frame = client.get(f"/v1/frames/{sample['sha256']}", headers=reviewer).json()
         assert [a["category"] for a in frame["added"]] == ["ground_lock"]
         assert frame["reviewed_by"] == "王审核"
+
+
+def test_a_video_case_plays_its_clip_and_a_photo_case_has_none(
+        served: tuple[str, TestClient], browser: Any, tmp_path: Path) -> None:
+    """The clip is WebM (VP8): the browser must really decode it, not only get a URL."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, client = served
+    job = client.post("/v1/uploads/videos", headers=keys(client, "ingest"),
+                      data={"vehicle_id": "patrol-2", "fps": "2"}, files=[
+                          ("video", ("d.mp4", io.BytesIO(drive_video(tmp_path / "d.mp4")),
+                                     "video/mp4")),
+                          ("track", ("t.csv", io.BytesIO(drive_track()), "text/csv"))]).json()
+    reviewer = keys(client, "reviewer")
+    assert wait_until(lambda: job_done(client, job["job_id"], reviewer))
+    driver = browser
+    driver.get(f"{base}/review")
+    key = keys(client, "reviewer", "li")["Authorization"].removeprefix("Bearer ")
+    assert wait_until(lambda: driver.find_element(By.ID, "login").is_displayed())
+    driver.find_element(By.ID, "key").send_keys(key + Keys.ENTER)
+    assert wait_until(lambda: page_text(driver, "count-pending") == "待审核 3")
+
+    def clip_state() -> dict[str, Any]:
+        state: dict[str, Any] = driver.execute_script(
+            "const v = document.getElementById('clip');"
+            "return {hidden: v.hidden, ready: v.readyState, width: v.videoWidth};")
+        return state
+
+    def showing(i: int) -> bool:
+        return bool(driver.execute_script(
+            "const c = document.querySelector('#queue .current');"
+            "return c !== null && c.dataset.i === arguments[0];", str(i)))
+
+    seen = set()
+    body = driver.find_element(By.TAG_NAME, "body")
+    for i in range(3):  # the queue's order is by confidence: look at each case
+        assert wait_until(partial(showing, i))
+        state = clip_state()
+        if state["hidden"]:
+            seen.add("photo")
+        else:
+            assert wait_until(lambda: clip_state()["ready"] >= 1)  # metadata decoded
+            assert clip_state()["width"] == 160
+            seen.add("video")
+        body.send_keys(Keys.ARROW_RIGHT)
+    assert seen == {"photo", "video"}

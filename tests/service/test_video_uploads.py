@@ -4,34 +4,21 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from service_helpers import job_done, keys, service_settings, wait_until
+from service_helpers import (
+    drive_track,
+    drive_video,
+    job_done,
+    keys,
+    service_settings,
+    wait_until,
+)
 
 from streetwatch.service.app import create_app
-
-START = datetime(2026, 5, 12, 2, 0, tzinfo=UTC)
-
-
-def clip(path: Path, seconds: float = 4) -> bytes:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), 10, (160, 120))
-    for i in range(int(seconds * 10)):
-        writer.write(np.full((120, 160, 3), (i * 4) % 256, np.uint8))
-    writer.release()
-    return path.read_bytes()
-
-
-def track_csv(seconds: int = 6) -> bytes:
-    rows = ["time_utc,lat,lon"]
-    for s in range(seconds):
-        time = (START + timedelta(seconds=s)).isoformat().replace("+00:00", "Z")
-        rows.append(f"{time},{30.25 + s * 1e-4:.6f},120.15")
-    return ("\n".join(rows) + "\n").encode()
 
 
 @pytest.fixture
@@ -52,8 +39,8 @@ def post(client: TestClient, video: tuple[str, bytes], track: tuple[str, bytes] 
 
 
 def test_a_drive_becomes_a_placed_case(client: TestClient, tmp_path: Path) -> None:
-    status, body = post(client, ("drive.mp4", clip(tmp_path / "d.mp4")),
-                        ("track.csv", track_csv()), vehicle_id="patrol-2", fps="2")
+    status, body = post(client, ("drive.mp4", drive_video(tmp_path / "d.mp4")),
+                        ("track.csv", drive_track()), vehicle_id="patrol-2", fps="2")
     assert status == 202
     reviewer = keys(client, "reviewer")
     assert wait_until(lambda: job_done(client, str(body["job_id"]), reviewer))
@@ -63,6 +50,15 @@ def test_a_drive_becomes_a_placed_case(client: TestClient, tmp_path: Path) -> No
     assert case["category"] == "ground_lock" and case["source"]["id"] == "patrol-2"
     assert 30.25 <= case["location"]["lat"] <= 30.2506
     assert case["first_seen"].startswith("2026-05-12T02:00:0")
+    clip_url = next(e["url"] for e in case["evidence"] if e["kind"] == "clip")
+    served = client.get(clip_url, headers=reviewer)  # the seconds before: a WebM clip
+    assert served.status_code == 200 and served.headers["content-type"] == "video/webm"
+    (tmp_path / "clip.webm").write_bytes(served.content)
+    capture, frames = cv2.VideoCapture(str(tmp_path / "clip.webm")), 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames >= 4  # 2 fps for the whole 4 s drive (the clip may span 6 s)
     metrics = client.get("/metrics").text
     assert "streetwatch_frames_processed_total 8.0" in metrics
     assert "streetwatch_inference_seconds_count 8.0" in metrics
@@ -78,8 +74,8 @@ def test_bad_videos_and_tracks_are_refused(client: TestClient, tmp_path: Path, v
                                            track: bytes | None, status: int,
                                            message: str) -> None:
     data = {"broken": b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 500,
-            "long": clip(tmp_path / "long.mp4", seconds=12),
-            "good": clip(tmp_path / "good.mp4")}[video]
+            "long": drive_video(tmp_path / "long.mp4", seconds=12),
+            "good": drive_video(tmp_path / "good.mp4")}[video]
     got, body = post(client, (f"{video}.mp4", data),
                      ("track.csv", track) if track is not None else None)
     assert got == status and message in str(body["error"]), body
