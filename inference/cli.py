@@ -25,7 +25,7 @@ from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
 from streetwatch.inference.gps import GpsTrack, TrackError, read_track
 from streetwatch.inference.pipeline import RunStats, VideoSink, run
-from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.rules import DEFAULT_FPS_FIXED, DEFAULT_FPS_MOVING, RuleEngine
 from streetwatch.inference.sources import (
     IMAGE_SUFFIXES,
     ImageSource,
@@ -72,8 +72,10 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
 @click.option("--vehicle", help="The patrol vehicle's id (for dashcam footage).")
 @click.option("--grid", "grid_path", type=click.Path(path_type=Path),
               help="GeoJSON of grid cells (properties.grid_id) to place cases in.")
-@click.option("--fps", type=float, default=2.0, show_default=True,
-              help="Frames per second to sample from video.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+              help=f"Frames per second to sample from video [default: {DEFAULT_FPS_FIXED:g} "
+                   f"with --camera, else {DEFAULT_FPS_MOVING:g}: a passing object needs "
+                   "3 frames].")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Detector confidence threshold.")
 @click.option("--case-conf", type=click.FloatRange(0, 1), default=0.4, show_default=True,
@@ -88,12 +90,13 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
 @REGISTRY_OPTION
 def detect_command(source: str, out: Path, model_text: str | None, gps_path: Path | None,
                    gps_offset: float, start: datetime | None, camera_path: Path | None,
-                   vehicle: str | None, grid_path: Path | None, fps: float, conf: float,
+                   vehicle: str | None, grid_path: Path | None, fps: float | None, conf: float,
                    case_conf: float, duration: float | None, clip_seconds: float,
                    save_video: bool, force: bool, registry_root: Path | None) -> None:
     """Find violations in SOURCE: an image, a folder of photos, a video file, or an
     rtsp:// / http:// stream. Writes OUT/candidates.jsonl (one case candidate per line) and
     OUT/evidence/ (annotated frame, crop and frame per case, named by sha256)."""
+    fps = fps or (DEFAULT_FPS_FIXED if camera_path else DEFAULT_FPS_MOVING)
     try:
         if out.exists() and any(out.iterdir()) and not force:
             raise SourceError(f"{out}: already exists; choose another --out or --force")

@@ -20,6 +20,13 @@ from streetwatch.inference.tracking import Track
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 
+# Frames per second to sample video at when none is asked for. From a moving camera a
+# roadside object is in view for about a second and needs 3 confirming frames: on a
+# generated 30 s drive a perfect detector (benchmarks/video_acceptance.py --replay) found 5
+# of 54 violations at 2 fps, 30 at 5 fps. A fixed camera's dwell rules count in seconds.
+DEFAULT_FPS_MOVING = 5.0
+DEFAULT_FPS_FIXED = 2.0
+
 
 @dataclass(frozen=True)
 class Firing:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Select, func, select
 from starlette.concurrency import run_in_threadpool
 
+from streetwatch.inference.rules import DEFAULT_FPS_MOVING
 from streetwatch.models.files import validation_message
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.auth import Caller, require
@@ -74,7 +75,7 @@ def upload_video(
     vehicle_id: Annotated[str | None, Form(max_length=200)] = None,
     start: Annotated[datetime | None, Form(description="UTC time of the first frame")] = None,
     gps_offset: Annotated[float, Form(description="seconds from video to GPS time")] = 0.0,
-    fps: Annotated[float, Form(gt=0, le=30)] = 2.0,
+    fps: Annotated[float, Form(gt=0, le=30)] = DEFAULT_FPS_MOVING,
 ) -> dict[str, Any]:
     """A video, with the vehicle's GPS track for dashcam footage. Answered 202 with a job id
     once the bytes and the job are stored."""

@@ -27,7 +27,7 @@ from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.gps import TrackError, read_track
 from streetwatch.inference.pipeline import run
-from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.rules import DEFAULT_FPS_MOVING, RuleEngine
 from streetwatch.inference.sources import SourceError, VideoSource, probe_video, read_photo
 from streetwatch.inference.types import Detections, Frame, Location
 from streetwatch.models.registry import Registry
@@ -268,7 +268,7 @@ class Worker:
             total, fps, photos = len(uploads), 1.0, True
         else:
             source_video = self._video(video, uploads, params, source.id)
-            frames, fps, photos = source_video, float(params.get("fps", 2.0)), False
+            frames, fps, photos = source_video, float(params.get("fps", DEFAULT_FPS_MOVING)), False
             total = int(source_video.info.seconds * fps) + 1
         if not photos and self.services.clip_seconds > 0:
             builder.clips = ClipRecorder(self.services.clip_seconds, fps=fps)
@@ -303,7 +303,8 @@ class Worker:
             track = read_track(self.services.store.path(track_upload.sha256),
                                suffix=track_upload.meta.get("suffix"))
         start = datetime.fromisoformat(params["start"]) if params.get("start") else None
-        return VideoSource(self.services.store.path(video.sha256), fps=params.get("fps", 2.0),
+        return VideoSource(self.services.store.path(video.sha256),
+                           fps=params.get("fps", DEFAULT_FPS_MOVING),
                            start=start, track=track, offset_s=float(params.get("gps_offset", 0)),
                            source_id=source_id)
 
