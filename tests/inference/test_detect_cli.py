@@ -219,7 +219,7 @@ def test_footage_is_sampled_by_what_kind_of_camera_took_it(
     """A drive needs 5 frames a second (a passing object is in view for about one and
     needs 3 to be confirmed); a fixed camera's dwell rules count seconds: 2 will do."""
     clip = video(tmp_path / "clip.mp4", seconds=8, fps=10)
-    cam = ["--camera", camera(tmp_path / "cam.yaml")] if with_camera else []
+    cam: list[str | Path] = ["--camera", camera(tmp_path / "cam.yaml")] if with_camera else []
     result = sw(clip, "--out", tmp_path / "out", "--model", parked_model, *cam,
                 "--start", START.strftime("%Y-%m-%dT%H:%M:%S%z"))
     assert result.exit_code == 0, result.output
