@@ -28,6 +28,7 @@ from streetwatch.models.files import ConfigFileError, atomic_write_text, read_ma
 from streetwatch.training.augment import street_augmentations
 from streetwatch.training.config import TrainConfig
 from streetwatch.training.datamix import DataMix, DataSource, build_mix
+from streetwatch.training.precision import cpu_training, resolve, ultralytics_amp
 from streetwatch.training.weights import WeightsError, check_weights
 
 log = logging.getLogger(__name__)
@@ -114,9 +115,12 @@ def train(
 
     with (out / COMMAND_TXT).open("a", encoding="utf-8") as handle:
         handle.write(f"# {datetime.now(UTC).isoformat(timespec='seconds')}\n{command}\n")
+    # A resumed run keeps the precision it started in: ultralytics takes ``amp`` from the
+    # checkpoint.
+    precision = previous.get("precision", "fp32") if resume else resolve(config.precision)
     if resume:
         parent = previous.get("parent")
-    _write_run(out, config, mix, state="training", parent=parent)
+    _write_run(out, config, mix, state="training", parent=parent, precision=precision)
 
     offline()
     from ultralytics.models import YOLO
@@ -126,21 +130,24 @@ def train(
         "data": str(mix.data_yaml), "epochs": config.epochs, "imgsz": config.imgsz,
         "batch": config.batch, "workers": config.workers, "seed": config.seed,
         "device": "cpu", "project": str(out.parent), "name": out.name, "exist_ok": True,
-        "augmentations": street_augmentations(config.augment), **config.hyp,
+        "augmentations": street_augmentations(config.augment),
+        "amp": ultralytics_amp(precision), **config.hyp,
     }
     model = YOLO(str(out / "weights" / "last.pt") if resume else config.model)
     # ultralytics trains on min(8, cores - 1) torch threads: one of this machine's two.
     threads = config.threads or os.cpu_count() or 1
     model.add_callback("on_pretrain_routine_end", lambda _trainer: _set_threads(threads))
     model.add_callback("on_train_start", lambda _trainer: _set_threads(threads))
-    if resume:
-        model.train(resume=True, **{k: args[k] for k in ("data", "workers", "augmentations")})
-    else:
-        model.train(**args)
+    log.info("training on the CPU in %s, channels last", precision)
+    with cpu_training(model):
+        if resume:
+            model.train(resume=True, **{k: args[k] for k in ("data", "workers", "augmentations")})
+        else:
+            model.train(**args)
     seconds = time.perf_counter() - started
 
     rows = results_rows(out)
-    _write_run(out, config, mix, state="finished", parent=parent)
+    _write_run(out, config, mix, state="finished", parent=parent, precision=precision)
     result = TrainResult(
         run=out, best=out / "weights" / "best.pt", last=out / "weights" / "last.pt",
         epochs=len(rows), seconds=seconds, seconds_per_epoch=seconds_per_epoch(rows))
@@ -170,10 +177,11 @@ def _read_run(out: Path) -> dict[str, Any]:
 
 
 def _write_run(out: Path, config: TrainConfig, mix: DataMix, *, state: str,
-               parent: str | None) -> None:
+               parent: str | None, precision: str) -> None:
     content = {
         "state": state,
         "parent": parent,
+        "precision": precision,
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": config.model_dump(mode="json"),
         "data": [asdict(s) for s in mix.sources],

@@ -48,6 +48,14 @@ def test_run_folder_records_how_it_was_made(trained: Path) -> None:
     assert [d["weight"] for d in record["data"]] == [1.0, 2.0]
     assert all(len(d["fingerprint"]) == 64 for d in record["data"])
     assert json.loads((run / "result.json").read_text())["epochs"] == 1
+    # the precision it trained in (bf16 where the CPU has it natively) is what ultralytics used
+    import yaml
+
+    from streetwatch.training.precision import resolve
+
+    assert record["precision"] == resolve("auto")
+    amp = yaml.safe_load((run / "args.yaml").read_text())["amp"]
+    assert amp == ("bf16" if record["precision"] == "bf16" else False)
 
 
 def test_eval_writes_metrics_plots_and_report(trained: Path) -> None:
