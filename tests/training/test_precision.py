@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -22,7 +24,7 @@ class _Model:
 def test_bf16_autocast_on_the_cpu_only_within_the_block() -> None:
     import ultralytics.engine.trainer as trainer_module
 
-    def trainer_autocast() -> object:
+    def trainer_autocast() -> Any:
         return vars(trainer_module)["autocast"](torch.bfloat16, device="cpu")
 
     with pytest.raises(RuntimeError, match="bfloat16"):  # ultralytics' own: CUDA only
