@@ -3,7 +3,9 @@
 A track yields at most one candidate. A new one merges into an open candidate of the same
 category when it is the same problem seen again, within ``merge_window_s``: on one fixed
 camera when the boxes overlap by ``merge_iou``; from a moving camera (dashcam, photos)
-when within ``merge_m`` metres by GPS. Shots without a place never merge. Evidence
+when within ``merge_m`` metres by GPS of any place the candidate already holds (its
+``places``: a row of posters along a street is one case, each poster on the map). Shots
+without a place never merge. Evidence
 files are stored by content (``evidence/<sha256>.jpg``), so a frame shared by several cases
 is stored once and any change to a file is detectable.
 """
@@ -88,6 +90,10 @@ class CaseCandidate(BaseModel):
     rule: str
     dedup_key: str
     tracks: list[int]
+    # Where each of its tracks was placed, its own first: from a moving camera a case holds
+    # every sighting of its category within ``merge_m`` of it (a row of posters is one case,
+    # and each poster is on the map).
+    places: list[Place] = []
     status: Literal["pending_review"] = "pending_review"
 
 
@@ -212,6 +218,9 @@ class CaseBuilder:
     merge_window_s: float = 3600.0
     run: str = ""  # names the footage (a job id): two uploads never share a case id
     clips: ClipRecorder | None = None  # when set, each new case gets a short clip too
+    # A sighting that matches two open candidates folds the newer into the older; off where
+    # candidates are published as they are made (a stream's are stored at once).
+    fold: bool = True
     candidates: list[CaseCandidate] = field(default_factory=list)
 
     def see(self, frame: Frame) -> None:
@@ -235,10 +244,16 @@ class CaseBuilder:
         seen_from = nearest or best.location
         if place is None and seen_from is not None:
             place = Place(lat=seen_from.lat, lon=seen_from.lon)
-        open_case = self._open_match(category, place, box, track.first_seen)
-        if open_case is not None:
+        matches = self._open_matches(category, place, box, track.first_seen)
+        if matches:
+            open_case, *joined = matches
             open_case.last_seen = max(open_case.last_seen, track.last_seen)
             open_case.tracks.append(track.tracker_id)
+            if place is not None and place not in open_case.places:
+                open_case.places.append(place)
+            if self.fold:
+                for other in joined:
+                    self._fold(other, open_case)
             return None
         key = (f"{self.run + ':' if self.run else ''}{self.source.kind}:{self.source.id}:"
                f"{category}:{track.first_seen.isoformat()}:{track.tracker_id}")
@@ -259,25 +274,39 @@ class CaseBuilder:
             frame_size=(best.image.shape[1], best.image.shape[0]),
             confidence=round(observation.confidence, 4),
             detected=TAXONOMY.by_id(observation.class_id).key, evidence=evidence, model=self.model,
-            rule=firing.rule, dedup_key=key, tracks=[track.tracker_id])
+            rule=firing.rule, dedup_key=key, tracks=[track.tracker_id],
+            places=[place] if place is not None else [])
         self.candidates.append(candidate)
         return candidate
 
-    def _open_match(self, category: str, place: Place | None, box: tuple[float, ...],
-                    seen: datetime) -> CaseCandidate | None:
+    def _open_matches(self, category: str, place: Place | None, box: tuple[float, ...],
+                      seen: datetime) -> list[CaseCandidate]:
+        """The open candidates the new sighting is the same problem as, oldest first."""
         window = timedelta(seconds=self.merge_window_s)
         fixed_view = self.source.kind == "camera" or self.fixed_location is not None
-        for case in reversed(self.candidates):
+        found = []
+        for case in self.candidates:
             if case.category != category or seen - case.last_seen > window:
                 continue
             if fixed_view:  # one camera, one view: the same place is the same pixels
                 same = box_iou(case.box, box) >= self.merge_iou
-            else:  # a moving camera: by GPS; shots without a place say nothing, never merge
-                same = (place is not None and case.location is not None
-                        and distance_m(place, case.location) <= self.merge_m)
+            else:  # a moving camera: by GPS, to any of the case's places (a row of posters
+                # along a street is one case); shots without a place never merge
+                same = place is not None and any(
+                    distance_m(place, p) <= self.merge_m
+                    for p in case.places or ([case.location] if case.location else []))
             if same:
-                return case
-        return None
+                found.append(case)
+        return found
+
+    def _fold(self, other: CaseCandidate, into: CaseCandidate) -> None:
+        """A sighting that joins two open candidates makes them one (tracks end out of
+        order, so two rows of posters can grow towards each other)."""
+        into.first_seen = min(into.first_seen, other.first_seen)
+        into.last_seen = max(into.last_seen, other.last_seen)
+        into.tracks += [t for t in other.tracks if t not in into.tracks]
+        into.places += [p for p in other.places if p not in into.places]
+        self.candidates.remove(other)
 
     def summary(self) -> dict[str, Any]:
         counts: dict[str, int] = {}

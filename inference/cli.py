@@ -23,9 +23,15 @@ from streetwatch.inference.cases import (
 )
 from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
+from streetwatch.inference.geolocate import Lens
 from streetwatch.inference.gps import GpsTrack, TrackError, read_track
 from streetwatch.inference.pipeline import RunStats, VideoSink, run
-from streetwatch.inference.rules import DEFAULT_FPS_FIXED, DEFAULT_FPS_MOVING, RuleEngine
+from streetwatch.inference.rules import (
+    DEFAULT_FPS_FIXED,
+    DEFAULT_FPS_MOVING,
+    MOVING_CONFIRM_FRAMES,
+    RuleEngine,
+)
 from streetwatch.inference.sources import (
     IMAGE_SUFFIXES,
     ImageSource,
@@ -75,7 +81,15 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True),
               help=f"Frames per second to sample from video [default: {DEFAULT_FPS_FIXED:g} "
                    f"with --camera, else {DEFAULT_FPS_MOVING:g}: a passing object needs "
-                   "3 frames].")
+                   f"{MOVING_CONFIRM_FRAMES} frames].")
+@click.option("--hfov", type=click.FloatRange(10, 170), default=Lens.hfov_deg, show_default=True,
+              help="A vehicle camera's horizontal field of view in degrees, to place what it "
+                   "sees from the rays of its sightings (a wrong value moves a place across "
+                   "the street, not along it).")
+@click.option("--camera-yaw", type=click.FloatRange(-180, 180), default=Lens.yaw_deg,
+              show_default=True,
+              help="A vehicle camera's optical axis against the direction of travel, degrees "
+                   "clockwise (90: looking right).")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Detector confidence threshold.")
 @click.option("--case-conf", type=click.FloatRange(0, 1), default=0.4, show_default=True,
@@ -90,7 +104,8 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
 @REGISTRY_OPTION
 def detect_command(source: str, out: Path, model_text: str | None, gps_path: Path | None,
                    gps_offset: float, start: datetime | None, camera_path: Path | None,
-                   vehicle: str | None, grid_path: Path | None, fps: float | None, conf: float,
+                   vehicle: str | None, grid_path: Path | None, fps: float | None,
+                   hfov: float, camera_yaw: float, conf: float,
                    case_conf: float, duration: float | None, clip_seconds: float,
                    save_video: bool, force: bool, registry_root: Path | None) -> None:
     """Find violations in SOURCE: an image, a folder of photos, a video file, or an
@@ -126,12 +141,13 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
                 clips=ClipRecorder(clip_seconds, fps=fps) if clip_seconds and not photos
                 else None)
             rules = RuleEngine(camera, default_confidence=case_conf,
-                               confirm_frames=1 if photos else 3)
+                               confirm_frames=1 if photos else MOVING_CONFIRM_FRAMES)
             sink = VideoSink(staging / "annotated.mp4", fps) if save_video else None
             stats = RunStats()
             with tqdm(total=total, unit="frame", desc="detect", disable=None) as bar:
                 try:
                     run(frames, detector, rules, builder, fps=fps, single_frame=photos,
+                        lens=Lens(hfov_deg=hfov, yaw_deg=camera_yaw),
                         sink=sink, progress=bar.update, stats=stats)
                 except KeyboardInterrupt:
                     if not streaming:

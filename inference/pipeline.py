@@ -14,14 +14,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
+import numpy.typing as npt
 
 from streetwatch.inference.cases import CaseBuilder, draw_box
 from streetwatch.inference.detector import Detects
+from streetwatch.inference.geolocate import Lens, Sighting, locate
 from streetwatch.inference.rules import RuleEngine
 from streetwatch.inference.sources import read_ahead
 from streetwatch.inference.tracking import Observation, Track, Tracker, TrackerConfig
 from streetwatch.inference.types import Detections, Frame, Location
 from streetwatch.models.taxonomy import TAXONOMY
+
+# Sightings kept per track to place it: the latest, nearest the object, turn the most.
+MAX_SIGHTINGS = 50
 
 
 @dataclass
@@ -62,35 +68,66 @@ class VideoSink:
             self._writer.release()
 
 
+class _TrackViews:
+    """What a run remembers of each live track to make its case: the frame of its most
+    confident sighting (the evidence) and, from a moving camera, where it was seen from.
+
+    A moving camera's case is placed where the rays of the track's sightings cross (see
+    :mod:`streetwatch.inference.geolocate`), else where its last sighting was taken: a
+    forward camera is nearest the object as it leaves the frame's side.
+    """
+
+    def __init__(self, moving: bool, lens: Lens) -> None:
+        self.moving, self.lens = moving, lens
+        self.best: dict[int, Frame] = {}
+        self._last_place: dict[int, Location | None] = {}
+        self._sightings: dict[int, list[Sighting]] = {}
+
+    def seen(self, track: Track, frame: Frame, box: npt.NDArray[np.float32]) -> None:
+        tracker_id = track.tracker_id
+        if track.last is track.best:
+            self.best[tracker_id] = frame
+        self._last_place[tracker_id] = frame.location
+        if self.moving and frame.location is not None:
+            views = self._sightings.setdefault(tracker_id, [])
+            views.append(Sighting(frame.location, float(box[0]), float(box[2]),
+                                  frame.image.shape[1]))
+            del views[:-MAX_SIGHTINGS]
+
+    def place(self, tracker_id: int) -> Location | None:
+        found = locate(self._sightings.get(tracker_id, []), self.lens)
+        return Location(*found) if found is not None else self._last_place[tracker_id]
+
+    def forget(self, tracker_id: int) -> None:
+        for views in (self.best, self._last_place, self._sightings):
+            views.pop(tracker_id, None)
+
+
 def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: CaseBuilder,
         *, fps: float, single_frame: bool = False, sink: VideoSink | None = None,
         progress: Callable[[int], object] = lambda n: None,
         stats: RunStats | None = None,
         on_inference: Callable[[float], object] = lambda seconds: None,
         on_frame: Callable[[Frame, Detections], object] = lambda frame, found: None,
-        ahead: int = 2) -> RunStats:
+        ahead: int = 2, lens: Lens | None = None) -> RunStats:
     """Process every frame; candidates accumulate in ``builder`` and counts in ``stats``
     (pass one in to keep the counts of a run that is interrupted); ``on_inference`` gets
     the detector's seconds per frame of each call (for metrics); ``on_frame`` sees each
     frame with the detections the rules kept (outside exclude zones). Frames are read
-    ``ahead`` of the detector by a thread of their own (0: in this thread)."""
+    ``ahead`` of the detector by a thread of their own (0: in this thread). ``lens`` is a
+    moving camera's (default :class:`Lens`), to place what it sees."""
     stats = stats if stats is not None else RunStats()
-    tracker = None if single_frame else Tracker(TrackerConfig(fps=fps,
-                                                               moving=rules.camera is None))
-    best: dict[int, Frame] = {}  # track -> frame of its most confident sighting
-    # track -> where its last sighting was taken: from a forward-looking camera, the nearest
-    # to the object (it passes out of the frame's side), so the case's place (measured on
-    # generated drives, the best sighting's place was up to 40 m off, the last's under 18 m)
-    last_place: dict[int, Location | None] = {}
+    moving = rules.camera is None
+    tracker = None if single_frame else Tracker(TrackerConfig(fps=fps, moving=moving))
+    views = _TrackViews(moving, lens or Lens())
 
     def close(ended: list[Track]) -> None:
         for firing in rules.judge_ended(ended):
             tracker_id = firing.track.tracker_id
-            builder.add(firing, best[tracker_id], last_place[tracker_id])
+            builder.add(firing, views.best[tracker_id], views.place(tracker_id))
         rules.forget(ended)
         for track in ended:
-            best.pop(track.tracker_id, None)
-            last_place.pop(track.tracker_id, None)
+            views.forget(track.tracker_id)
 
     photo_ids = itertools.count(1)
     try:
@@ -115,14 +152,12 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
                     shown = detections
                 else:
                     shown = tracker.update(detections, frame.captured_at)
-                    for tracker_id in (shown.tracker_id if shown.tracker_id is not None else []):
-                        track = tracker.tracks[int(tracker_id)]
-                        if track.last is track.best:
-                            best[int(tracker_id)] = frame
-                        last_place[track.tracker_id] = frame.location
+                    ids = shown.tracker_id.tolist() if shown.tracker_id is not None else []
+                    for k, tracker_id in enumerate(ids):
+                        views.seen(tracker.tracks[int(tracker_id)], frame, shown.xyxy[k])
                     firings = rules.judge(list(tracker.tracks.values()), frame.captured_at, w, h)
                     for firing in firings:
-                        builder.add(firing, best[firing.track.tracker_id])
+                        builder.add(firing, views.best[firing.track.tracker_id])
                     close(tracker.expire(frame.captured_at))
                 if sink is not None:
                     sink.write(frame, shown)

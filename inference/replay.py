@@ -30,7 +30,7 @@ from streetwatch.inference.cases import (
 from streetwatch.inference.detector import DetectorConfig
 from streetwatch.inference.gps import GpsTrack
 from streetwatch.inference.pipeline import run
-from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.rules import MOVING_CONFIRM_FRAMES, RuleEngine
 from streetwatch.inference.sources import VideoSource
 from streetwatch.inference.types import BGRImage, Detections, Frame
 from streetwatch.models.taxonomy import TAXONOMY
@@ -105,7 +105,8 @@ def truth_replay(truth: Mapping[str, Any], **options: Any) -> ReplayDetector:
 
 def replay_cases(video: Path, truth: Mapping[str, Any], evidence: Path, *, fps: float,
                  camera: Camera | None = None, track: GpsTrack | None = None,
-                 source_id: str = "replay", confirm_frames: int = 3) -> list[CaseCandidate]:
+                 source_id: str = "replay",
+                 confirm_frames: int = MOVING_CONFIRM_FRAMES) -> list[CaseCandidate]:
     """The case candidates a perfect detector gives on a generated ``video``: its truth
     replayed through the same tracker, rules and case builder as ``streetwatch detect``
     (a camera's zones and dwell rules, or a vehicle's GPS track), evidence in ``evidence``."""
@@ -161,13 +162,15 @@ def score_drive(truth: Mapping[str, Any], found: Sequence[CaseCandidate],
                 radius_m: float = 15.0) -> dict[str, Any]:
     """The dashcam acceptance figures of a generated drive: the share of the truth's
     violating objects with a candidate of their class within ``radius_m`` of where they
-    stand, and the objects with more than one."""
+    stand (the case's place, or the place of one of the sightings merged into it), and the
+    objects with more than one."""
     targets = [o for o in truth["objects"] if o.get("violation")]
     hits, doubles, errors = 0, 0, []
     missed: dict[str, int] = {}
     for target in targets:
         at = Place(lat=target["wgs84"][0], lon=target["wgs84"][1])
-        near = sorted(distance_m(at, c.location) for c in found
+        near = sorted(min(distance_m(at, p) for p in c.places or [c.location])
+                      for c in found
                       if c.location is not None and c.category in target["classes"])
         near = [d for d in near if d <= radius_m]
         hits += bool(near)

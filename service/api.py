@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Select, func, select
 from starlette.concurrency import run_in_threadpool
 
+from streetwatch.inference.geolocate import Lens
 from streetwatch.inference.rules import DEFAULT_FPS_MOVING
 from streetwatch.models.files import validation_message
 from streetwatch.models.taxonomy import TAXONOMY
@@ -76,6 +77,11 @@ def upload_video(
     start: Annotated[datetime | None, Form(description="UTC time of the first frame")] = None,
     gps_offset: Annotated[float, Form(description="seconds from video to GPS time")] = 0.0,
     fps: Annotated[float, Form(gt=0, le=30)] = DEFAULT_FPS_MOVING,
+    hfov: Annotated[float, Form(ge=10, le=170, description="the camera's horizontal field of "
+                                "view, degrees: places what it sees")] = Lens.hfov_deg,
+    camera_yaw: Annotated[float, Form(ge=-180, le=180, description="the camera's axis "
+                                      "against the direction of travel, degrees clockwise")]
+    = Lens.yaw_deg,
 ) -> dict[str, Any]:
     """A video, with the vehicle's GPS track for dashcam footage. Answered 202 with a job id
     once the bytes and the job are stored."""
@@ -99,7 +105,8 @@ def upload_video(
     except UploadError as exc:
         raise HTTPException(exc.status, f"{name}: {exc}") from None
     params = {"fps": fps, "gps_offset": gps_offset, "by": caller.name,
-              "start": start.isoformat() if start else None}
+              "start": start.isoformat() if start else None, "hfov": hfov,
+              "camera_yaw": camera_yaw}
     return {"job_id": _new_job(state, "video", vehicle_id, params, stored), "status": "queued"}
 
 
@@ -411,6 +418,7 @@ def _case_json(case: Case) -> dict[str, Any]:
         "source": {"kind": case.source_kind, "id": case.source_id},
         "first_seen": case.first_seen.isoformat(), "last_seen": case.last_seen.isoformat(),
         "location": None if case.lat is None else {"lat": case.lat, "lon": case.lon},
+        "places": case.places,
         "grid_cell": case.grid_cell, "box": case.box, "confidence": case.confidence,
         "detected": case.detected, "frame": case.frame, "evidence": case.evidence_links(),
         "model": case.model, "rule": case.rule, "job_id": case.job_id,

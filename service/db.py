@@ -115,6 +115,8 @@ class Case(Base):
     lon: Mapped[float | None] = mapped_column(Float, default=None)
     grid_cell: Mapped[str | None] = mapped_column(String(40), index=True, default=None)
     box: Mapped[list[Any]] = mapped_column(default=list)
+    # [{"lat", "lon"}] of every sighting merged into the case, its own first
+    places: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
     confidence: Mapped[float] = mapped_column(Float)
     detected: Mapped[str | None] = mapped_column(String(40), default=None)  # detector's class
     frame: Mapped[str | None] = mapped_column(String(64), index=True, default=None)  # its sha256

@@ -53,7 +53,7 @@ def payload(case: Case, reviewer: str, public_url: str) -> dict[str, Any]:
         "category": {"key": case.category, "code": case.dispatch_code,
                      "name_zh": info.name_zh, "name_en": info.name_en},
         "location": {"lat": case.lat, "lon": case.lon, "grid_cell": case.grid_cell,
-                     "crs": "WGS84"},
+                     "crs": "WGS84", "places": case.places},
         "first_seen": case.first_seen.isoformat(), "last_seen": case.last_seen.isoformat(),
         "confirmed_at": utcnow().isoformat(),
         "evidence": case.evidence_links(public_url.rstrip("/")),

@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from streetwatch.inference.cases import CaseBuilder, CaseCandidate, EvidenceStore, ModelRef, Source
 from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.geolocate import Lens
 from streetwatch.inference.gps import TrackError, read_track
 from streetwatch.inference.pipeline import run
-from streetwatch.inference.rules import DEFAULT_FPS_MOVING, RuleEngine
+from streetwatch.inference.rules import DEFAULT_FPS_MOVING, MOVING_CONFIRM_FRAMES, RuleEngine
 from streetwatch.inference.sources import SourceError, VideoSource, probe_video, read_photo
 from streetwatch.inference.types import Detections, Frame, Location
 from streetwatch.models.registry import Registry
@@ -273,7 +274,7 @@ class Worker:
         if not photos and self.services.clip_seconds > 0:
             builder.clips = ClipRecorder(self.services.clip_seconds, fps=fps)
         rules = RuleEngine(None, default_confidence=self.services.case_conf,
-                           confirm_frames=1 if photos else 3)
+                           confirm_frames=1 if photos else MOVING_CONFIRM_FRAMES)
         sampler = FrameSampler(builder, job_id, self.services.sample_rate, rules.needed)
         total, done = max(1, total), [0]
         metrics = self.services.metrics
@@ -288,9 +289,11 @@ class Worker:
                                     .values(progress=round(min(1.0, done[0] / total), 3)))
                     session.commit()
 
+        lens = Lens(hfov_deg=float(params.get("hfov", Lens.hfov_deg)),
+                    yaw_deg=float(params.get("camera_yaw", Lens.yaw_deg)))
         run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
             on_inference=metrics.inference_seconds.observe if metrics else lambda s: None,
-            on_frame=sampler)
+            on_frame=sampler, lens=lens)
         store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.take(),
                     done=True)
         self.services.events.ended(job_id)
@@ -379,6 +382,7 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
             if stored is not None:
                 if update:
                     stored.last_seen = max(stored.last_seen, candidate.last_seen)
+                    stored.places = [p.model_dump() for p in candidate.places]
                 continue
             session.add(case_row(candidate, job_id))
             session.flush()  # the case row before its audit row (foreign key)
@@ -412,6 +416,7 @@ def case_row(candidate: CaseCandidate, job_id: str | None) -> Case:
         first_seen=candidate.first_seen, last_seen=candidate.last_seen,
         lat=location.lat if location else None, lon=location.lon if location else None,
         grid_cell=candidate.grid_cell, box=list(candidate.box),
+        places=[p.model_dump() for p in candidate.places],
         confidence=candidate.confidence, detected=candidate.detected,
         frame=next((e.sha256 for e in candidate.evidence if e.kind == "frame"), None),
         evidence=[e.model_dump() for e in candidate.evidence],

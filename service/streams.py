@@ -37,7 +37,7 @@ class _StoringBuilder(CaseBuilder):
     ``merge_window_s``): a camera runs for weeks."""
 
     def __init__(self, store: Any, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**kwargs, fold=False)  # a stored case stays one
         self._store = store
 
     def add(self, firing: Firing, best: Frame,

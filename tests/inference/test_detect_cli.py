@@ -127,7 +127,7 @@ def test_a_dashcam_drive_places_cases_on_the_map_and_the_grid(tmp_path: Path) ->
     assert case["source"] == {"kind": "vehicle", "id": "patrol-3"}
     location = case["location"]
     assert isinstance(location, dict) and 30.25 <= location["lat"] <= 30.251
-    assert case["rule"] == "confirmed in 3 frames"
+    assert case["rule"] == "confirmed in 2 frames"
     check_evidence(out, case, clip=True)  # the drive's last 3 s, as WebM
 
 

@@ -1,8 +1,10 @@
 """The pipeline from a moving camera: a violation becomes a case when its track is over,
-placed where the vehicle was at the last sighting; a stream stopped by hand keeps them."""
+placed where its sightings' rays cross (else where the vehicle was at the last sighting);
+a stream stopped by hand keeps them."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streetwatch.inference.cases import CaseBuilder, EvidenceStore, ModelRef, Source
+from streetwatch.inference.cases import (
+    CaseBuilder,
+    EvidenceStore,
+    ModelRef,
+    Place,
+    Source,
+    distance_m,
+)
 from streetwatch.inference.pipeline import run
 from streetwatch.inference.replay import Box, ReplayDetector
 from streetwatch.inference.rules import RuleEngine
@@ -22,11 +31,11 @@ FPS = 5.0
 IMAGE = np.zeros((180, 320, 3), np.uint8)
 
 
-def _drive(seconds: float) -> Iterator[Frame]:
-    """Frames from a vehicle heading north at about 8 m/s."""
+def _drive(seconds: float, heading: float | None = None) -> Iterator[Frame]:
+    """Frames from a vehicle heading north at about 8 m/s (1.6 m a frame)."""
     for k in range(int(seconds * FPS)):
         yield Frame("patrol", k, T0 + timedelta(seconds=k / FPS), IMAGE,
-                    Location(30.0 + k * 1.6 / 111_000, 120.0))
+                    Location(30.0 + k * 1.6 / 111_000, 120.0, heading=heading))
 
 
 def _lock_passing(first: int, count: int) -> Recorded:
@@ -49,18 +58,41 @@ def _run(frames: Iterator[Frame], boxes: Recorded,
     return builder
 
 
+def _poster_ahead(east_m: float, north_m: float, hfov: float = 85.0) -> Recorded:
+    """Where a pinhole camera of ``hfov`` on the vehicle of ``_drive`` sees a poster standing
+    east and north of the drive's start, frame by frame while it is in view."""
+    focal = (IMAGE.shape[1] / 2) / math.tan(math.radians(hfov) / 2)
+    boxes: Recorded = {}
+    for k in range(int(north_m / 1.6)):
+        u = IMAGE.shape[1] / 2 + focal * east_m / (north_m - 1.6 * k)
+        if u + 6 < IMAGE.shape[1]:
+            boxes[k / FPS] = [("unauthorized_ad", (u - 6, 60, u + 6, 76))]
+    return boxes
+
+
 def test_a_passing_violation_is_one_case_placed_at_its_last_sighting(tmp_path: Path) -> None:
+    """Without a heading the rays are unknown: the case is where the vehicle was last."""
     builder = _run(_drive(8), _lock_passing(first=5, count=4), tmp_path)
     (case,) = builder.candidates
-    assert case.category == "ground_lock" and case.rule == "confirmed in 3 frames"
+    assert case.category == "ground_lock" and case.rule == "confirmed in 2 frames"
     assert case.first_seen == T0 + timedelta(seconds=1.0)
     assert case.last_seen == T0 + timedelta(seconds=1.6)
     assert case.location is not None
     assert case.location.lat == pytest.approx(30.0 + 8 * 1.6 / 111_000)  # frame 8, the last
 
 
-def test_a_violation_seen_twice_is_not_confirmed(tmp_path: Path) -> None:
-    assert _run(_drive(8), _lock_passing(first=5, count=2), tmp_path).candidates == []
+def test_a_poster_is_placed_where_it_stands_not_where_the_car_was(tmp_path: Path) -> None:
+    truth = Place(lat=30.0 + 25 / 111_000, lon=120.0 + 4 / (111_000 * math.cos(math.radians(30))))
+    builder = _run(_drive(6, heading=0.0), _poster_ahead(east_m=4, north_m=25), tmp_path)
+    (case,) = builder.candidates
+    assert case.location is not None and case.places == [case.location]
+    assert distance_m(case.location, truth) < 1.5
+    last_fix = 30.0 + 1.6 * max(int(k * FPS) for k in _poster_ahead(4, 25)) / 111_000
+    assert distance_m(Place(lat=last_fix, lon=120.0), truth) > 5  # 7 m: the last fix
+
+
+def test_a_violation_seen_once_is_not_confirmed(tmp_path: Path) -> None:
+    assert _run(_drive(8), _lock_passing(first=5, count=1), tmp_path).candidates == []
 
 
 def test_a_stream_stopped_by_hand_keeps_the_violations_in_view(tmp_path: Path) -> None:

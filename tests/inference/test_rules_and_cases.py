@@ -230,7 +230,7 @@ def test_keep_drops_detections_in_an_exclude_zone(tmp_path: Path) -> None:
 # --- rules.py without a camera ----------------------------------------------------------
 
 def test_without_a_camera_an_ended_track_of_a_case_class_needs_confirm_frames() -> None:
-    engine = RuleEngine()
+    engine = RuleEngine(confirm_frames=3)
     assert engine.judge_ended([track(1, "ground_lock", [0, 1])]) == []
     assert engine.judge_ended([track(2, "ground_lock", [0, 1, 2], conf=[0.9, 0.3, 0.9])]) == []
     assert engine.judge_ended([track(3, "vehicle", list(range(10)))]) == []
@@ -238,7 +238,9 @@ def test_without_a_camera_an_ended_track_of_a_case_class_needs_confirm_frames() 
     assert firing.track.tracker_id == 5 and firing.rule == "confirmed in 3 frames"
     assert firing.time == at(3)  # when the object was last seen
     assert engine.judge_ended([firing.track]) == []  # a track fires once
-    assert len(RuleEngine(confirm_frames=2).judge_ended([track(6, "ground_lock", [0, 1])])) == 1
+    # a moving camera's default: two sightings
+    assert len(RuleEngine().judge_ended([track(6, "ground_lock", [0, 1])])) == 1
+    assert RuleEngine().judge_ended([track(7, "ground_lock", [0])]) == []
 
 
 def test_tracks_that_are_over_are_forgotten_once_judged() -> None:
@@ -304,6 +306,36 @@ def test_gps_firings_merge_within_30_m_of_the_same_category(tmp_path: Path) -> N
     assert cases.add(*fire(4, "cable_clutter", start=200, lat=30.25)) is not None
     assert cases.add(*fire(5, "ground_lock", start=3706, lat=30.25)) is not None  # > 1 h
     assert [c.tracks for c in cases.candidates] == [[1, 2], [3], [4], [5]]
+
+
+def test_a_row_of_posters_is_one_case_with_each_poster_on_the_map(tmp_path: Path) -> None:
+    """Merging is to any place a case holds: posters every 20 m along 80 m of street are one
+    case, each of them a place of it."""
+    cases = builder(tmp_path, kind="vehicle")
+    step = 20 / 111_195  # 20 m of latitude
+    for i in range(5):
+        cases.add(*fire(i + 1, "unauthorized_ad", start=10 * i, lat=30.25 + i * step))
+    (case,) = cases.candidates
+    assert case.tracks == [1, 2, 3, 4, 5]
+    assert [round(p.lat, 6) for p in case.places] == [round(30.25 + i * step, 6)
+                                                      for i in range(5)]
+    assert case.location == case.places[0]
+
+
+def test_a_sighting_between_two_cases_folds_them_into_one(tmp_path: Path) -> None:
+    """Tracks end out of order, so two rows of posters can grow towards each other; the
+    sighting that joins them makes them one case (not where cases are published as they
+    are made: ``fold=False``)."""
+    for fold, expected in ((True, [[1, 3, 2]]), (False, [[1, 3], [2]])):
+        cases = builder(tmp_path / str(fold), kind="vehicle", fold=fold)
+        m = 1 / 111_195
+        cases.add(*fire(1, "unauthorized_ad", start=0, lat=30.25))
+        cases.add(*fire(2, "unauthorized_ad", start=5, lat=30.25 + 50 * m))  # 50 m: apart
+        cases.add(*fire(3, "unauthorized_ad", start=9, lat=30.25 + 25 * m))  # 25 m from both
+        assert [c.tracks for c in cases.candidates] == expected
+        if fold:
+            assert cases.candidates[0].first_seen == at(0)
+            assert len(cases.candidates[0].places) == 3
 
 
 def test_a_fixed_camera_merges_by_box_overlap(tmp_path: Path) -> None:

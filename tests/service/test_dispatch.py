@@ -122,6 +122,7 @@ def test_confirmed_cases_reach_dispatch_once_even_after_an_outage(
         first = fake.accepted[0]
         assert first["version"] == "1" and first["category"]["key"] == "ground_lock"
         assert first["reviewer"] == "reviewer-li"
+        assert first["location"]["places"] == []  # photos without GPS: no place
         assert first["evidence"][0]["url"].startswith("https://sw.example.cn/v1/evidence/")
         time.sleep(0.3)  # nothing more arrives
         assert len(fake.accepted) == 2

@@ -49,6 +49,7 @@ def test_a_drive_becomes_a_placed_case(client: TestClient, tmp_path: Path) -> No
     (case,) = client.get("/v1/cases", headers=reviewer).json()["items"]
     assert case["category"] == "ground_lock" and case["source"]["id"] == "patrol-2"
     assert 30.25 <= case["location"]["lat"] <= 30.2506
+    assert case["places"] == [case["location"]]  # each sighting merged into it, its own first
     assert case["first_seen"].startswith("2026-05-12T02:00:0")
     clip_url = next(e["url"] for e in case["evidence"] if e["kind"] == "clip")
     served = client.get(clip_url, headers=reviewer)  # the seconds before: a WebM clip
