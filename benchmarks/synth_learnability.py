@@ -3,9 +3,13 @@ images and score it on images of a seed never used in training.
 
     YOLO_OFFLINE=1 .venv/bin/python benchmarks/synth_learnability.py --out runs/learnability
 
-Prints the training time and per-class precision, recall, mAP50 and mAP50-95 on the held-out
-set, and writes them to OUT/result.json. Needs the `train` extra. Nothing is downloaded: the
-model is built from ultralytics' yolo11n.yaml.
+It runs what a user runs: ``streetwatch data synth`` for the three sets (train seed 1000,
+validation seed 2000, held-out test seed 3000), ``streetwatch train`` with a recipe
+(``--config``, default the default model's ``street``) and ``streetwatch eval`` of the best
+weights on the held-out set. It prints the training time and the per-class precision,
+recall, AP50 and AP50-95, and writes them to OUT/result.json. Needs the `train` extra.
+Nothing is downloaded: the model is built from ultralytics' yolo11n.yaml. Re-running
+resumes an unfinished run.
 """
 
 from __future__ import annotations
@@ -16,16 +20,26 @@ import os
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
+
 TRAIN_SEED, VAL_SEED, TEST_SEED = 1000, 2000, 3000
 
 
-def _dataset(path: Path, images: int, seed: int, split: str, size: tuple[int, int]) -> None:
-    from streetwatch.datasets.synth.dataset import write_synth_dataset
+def _sw(*args: str | Path | int) -> str:
+    from streetwatch.service.cli import main
 
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if result.exit_code != 0:
+        raise SystemExit(f"streetwatch {' '.join(map(str, args))} failed:\n{result.output}")
+    return result.output
+
+
+def _dataset(path: Path, images: int, seed: int, split: str, size: str) -> None:
     if (path / "manifest.jsonl").exists():
         return
     started = time.perf_counter()
-    write_synth_dataset(path, images=images, seed=seed, split=split, size=size)
+    _sw("data", "synth", "--out", path, "--images", images, "--seed", seed, "--size", size,
+        "--split", split)
     print(f"generated {images} images (seed {seed}) in {time.perf_counter() - started:.0f} s")
 
 
@@ -35,9 +49,9 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, default=2000)
     parser.add_argument("--val-images", type=int, default=100)
     parser.add_argument("--test-images", type=int, default=300)
-    parser.add_argument("--imgsz", type=int, default=416)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--config", default="street", help="training recipe (name or YAML)")
+    parser.add_argument("--imgsz", type=int, help="override the recipe's image size")
+    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
     parser.add_argument("--size", default="960x540", help="generated image size")
     parser.add_argument("--model", default="yolo11n.yaml",
                         help="model YAML to train from scratch, or a local .pt to continue from")
@@ -45,51 +59,38 @@ def main() -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
 
     out = args.out.resolve()
-    width, height = (int(v) for v in args.size.split("x"))
-    _dataset(out / "train", args.train_images, TRAIN_SEED, "train", (width, height))
-    _dataset(out / "val", args.val_images, VAL_SEED, "val", (width, height))
-    _dataset(out / "test", args.test_images, TEST_SEED, "test", (width, height))
+    _dataset(out / "train", args.train_images, TRAIN_SEED, "train", args.size)
+    _dataset(out / "val", args.val_images, VAL_SEED, "val", args.size)
+    _dataset(out / "test", args.test_images, TEST_SEED, "test", args.size)
 
-    from streetwatch.models.taxonomy import TAXONOMY
-
-    data_yaml = out / "data.yaml"
-    data_yaml.write_text(json.dumps({
-        "path": str(out),
-        "train": "train/images/train",
-        "val": "val/images/val",
-        "test": "test/images/test",
-        "names": TAXONOMY.names,
-    }), encoding="utf-8")
-
-    from ultralytics.models import YOLO
-
-    model = YOLO(args.model)
+    run = out / "run"
+    overrides: list[str | Path] = ["--model", args.model]
+    for flag, value in (("--imgsz", args.imgsz), ("--epochs", args.epochs)):
+        if value is not None:
+            overrides += [flag, str(value)]
+    resume = ["--resume"] if (run / "weights" / "last.pt").exists() else []
     started = time.perf_counter()
-    model.train(data=str(data_yaml), imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
-                device="cpu", workers=2, project=str(out), name="train", exist_ok=True,
-                plots=False, seed=0, deterministic=False, verbose=False)
-    train_seconds = time.perf_counter() - started
-    best = out / "train" / "weights" / "best.pt"
-    metrics = YOLO(str(best)).val(data=str(data_yaml), split="test", imgsz=args.imgsz,
-                                  batch=args.batch, device="cpu", plots=False,
-                                  project=str(out), name="test", exist_ok=True)
-    per_class = {}
-    for index, class_id in enumerate(metrics.box.ap_class_index):
-        precision, recall, ap50, ap = metrics.box.class_result(index)
-        per_class[TAXONOMY.by_id(int(class_id)).key] = {
-            "precision": round(float(precision), 3), "recall": round(float(recall), 3),
-            "ap50": round(float(ap50), 3), "ap50_95": round(float(ap), 3)}
+    print(_sw("train", "--config", args.config, "--data", out / "train", "--data", out / "val",
+              "--holdout", out / "test", *overrides, "--out", run, *resume).strip())
+    wall = time.perf_counter() - started
+    record = json.loads((run / "result.json").read_text(encoding="utf-8"))
+    print(_sw("eval", "--model", run / "weights" / "best.pt", "--data", out / "test",
+              "--out", out / "eval").strip())
+    metrics = json.loads((out / "eval" / "metrics.json").read_text(encoding="utf-8"))
+    run_record = json.loads((run / "run.json").read_text(encoding="utf-8"))
     result = {
-        "model": args.model,
-        "train_images": args.train_images, "imgsz": args.imgsz, "epochs": args.epochs,
-        "train_seconds": round(train_seconds), "map50": round(float(metrics.box.map50), 3),
-        "classes": per_class,
+        "config": run_record["config"], "precision": run_record.get("precision"),
+        "train_images": args.train_images, "image_size": args.size,
+        "epochs": record["epochs"], "train_seconds": round(record["seconds"]),
+        "seconds_per_epoch": round(record["seconds_per_epoch"]),
+        "wall_seconds_this_call": round(wall),
+        "test": {"seed": TEST_SEED, "images": args.test_images},
+        "all": metrics["all"], "classes": metrics["classes"],
     }
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"trained {args.epochs} epochs on {args.train_images} images at {args.imgsz} px in "
-          f"{train_seconds / 60:.1f} min; held-out mAP50 {result['map50']}")
-    for key, values in per_class.items():
-        print(f"  {key:<16} " + "  ".join(f"{k} {v:.3f}" for k, v in values.items()))
+    print(f"trained {record['epochs']} epochs on {args.train_images} images in "
+          f"{record['seconds'] / 60:.1f} min ({record['seconds_per_epoch']:.0f} s/epoch); "
+          f"held-out mAP50 {metrics['all']['ap50']:.3f}")
 
 
 if __name__ == "__main__":
