@@ -28,10 +28,7 @@ def free_port() -> int:
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-out").resolve()
     data = out / "service"
-    # The shipped model is an early checkpoint: its confidences run low, so the demo asks
-    # less of a detection than the service's default (0.4) to have something to review.
-    env = {"STREETWATCH_CASE_CONFIDENCE": "0.2", **os.environ,
-           "STREETWATCH_DATA_DIR": str(data)}
+    env = {**os.environ, "STREETWATCH_DATA_DIR": str(data)}
     sw = str(Path(sys.executable).with_name("streetwatch"))
     key = subprocess.run([sw, "keys", "create", "--role", "admin", "--name", "demo"], env=env,
                          check=True, capture_output=True, text=True).stdout.strip()
