@@ -230,7 +230,7 @@ class CaseBuilder:
 
     def add(self, firing: Firing, best: Frame,
             nearest: Location | None = None) -> CaseCandidate | None:
-        """Record a firing, with the frame of the track's best sighting and, from a moving
+        """Record a firing, with the frame of its evidence sighting and, from a moving
         camera, where it stood nearest the object: the case's place, instead of where the
         best sighting was taken.
 
@@ -238,7 +238,7 @@ class CaseBuilder:
             The new candidate, or None when it merged into an open one.
         """
         track, category = firing.track, firing.category
-        observation = track.best
+        observation = firing.evidence
         box = tuple(float(v) for v in observation.xyxy)
         place = self.fixed_location
         seen_from = nearest or best.location

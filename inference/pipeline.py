@@ -20,7 +20,7 @@ import numpy.typing as npt
 from streetwatch.inference.cases import CaseBuilder, draw_box
 from streetwatch.inference.detector import Detects
 from streetwatch.inference.geolocate import Lens, Sighting, locate
-from streetwatch.inference.rules import RuleEngine
+from streetwatch.inference.rules import Firing, RuleEngine
 from streetwatch.inference.sources import read_ahead
 from streetwatch.inference.tracking import Observation, Track, Tracker, TrackerConfig
 from streetwatch.inference.types import Detections, Frame, Location
@@ -70,7 +70,8 @@ class VideoSink:
 
 class _TrackViews:
     """What a run remembers of each live track to make its case: the frame of its most
-    confident sighting (the evidence) and, from a moving camera, where it was seen from.
+    confident sighting as each class it was seen as (the evidence) and, from a moving
+    camera, where it was seen from.
 
     A moving camera's case is placed where the rays of the track's sightings cross (see
     :mod:`streetwatch.inference.geolocate`), else where its last sighting was taken: a
@@ -79,14 +80,15 @@ class _TrackViews:
 
     def __init__(self, moving: bool, lens: Lens) -> None:
         self.moving, self.lens = moving, lens
-        self.best: dict[int, Frame] = {}
+        self._best: dict[int, dict[int, Frame]] = {}
         self._last_place: dict[int, Location | None] = {}
         self._sightings: dict[int, list[Sighting]] = {}
 
     def seen(self, track: Track, frame: Frame, box: npt.NDArray[np.float32]) -> None:
         tracker_id = track.tracker_id
-        if track.last is track.best:
-            self.best[tracker_id] = frame
+        seen_as = track.last.class_id
+        if track.last is track.best_of(seen_as):
+            self._best.setdefault(tracker_id, {})[seen_as] = frame
         self._last_place[tracker_id] = frame.location
         if self.moving and frame.location is not None:
             views = self._sightings.setdefault(tracker_id, [])
@@ -94,12 +96,16 @@ class _TrackViews:
                                   frame.image.shape[1]))
             del views[:-MAX_SIGHTINGS]
 
+    def evidence(self, firing: Firing) -> Frame:
+        """The frame of the firing's evidence sighting."""
+        return self._best[firing.track.tracker_id][firing.evidence.class_id]
+
     def place(self, tracker_id: int) -> Location | None:
         found = locate(self._sightings.get(tracker_id, []), self.lens)
         return Location(*found) if found is not None else self._last_place[tracker_id]
 
     def forget(self, tracker_id: int) -> None:
-        for views in (self.best, self._last_place, self._sightings):
+        for views in (self._best, self._last_place, self._sightings):
             views.pop(tracker_id, None)
 
 
@@ -124,7 +130,7 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
     def close(ended: list[Track]) -> None:
         for firing in rules.judge_ended(ended):
             tracker_id = firing.track.tracker_id
-            builder.add(firing, views.best[tracker_id], views.place(tracker_id))
+            builder.add(firing, views.evidence(firing), views.place(tracker_id))
         rules.forget(ended)
         for track in ended:
             views.forget(track.tracker_id)
@@ -157,7 +163,7 @@ def run(frames: Iterable[Frame], detector: Detects, rules: RuleEngine, builder: 
                         views.seen(tracker.tracks[int(tracker_id)], frame, shown.xyxy[k])
                     firings = rules.judge(list(tracker.tracks.values()), frame.captured_at, w, h)
                     for firing in firings:
-                        builder.add(firing, views.best[firing.track.tracker_id])
+                        builder.add(firing, views.evidence(firing))
                     close(tracker.expire(frame.captured_at))
                 if sink is not None:
                     sink.write(frame, shown)

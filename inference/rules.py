@@ -3,12 +3,15 @@
 With a camera, its dwell rules decide (a vehicle standing in a no-parking zone for 300 s,
 vending present for 60 s), its ``allowed`` schedules excuse (vending in the night market
 from 18:00), and ``exclude`` zones are never looked at. Dashcam footage has no fixed zones:
-a track of a case class whose detections reach the class's confidence in ``confirm_frames``
-frames is a violation at once. Each track fires at most once.
+a track seen as a case class at that class's confidence in ``confirm_frames`` frames is a
+violation once it ends, whatever most of its sightings say: a car on the pavement looks like
+a lawful ``vehicle`` from afar and shows where it stands only as the patrol car nears it.
+Each track fires at most once.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streetwatch.inference.camera import Camera, DwellRule, ZoneIndex
-from streetwatch.inference.tracking import Track
+from streetwatch.inference.tracking import Observation, Track
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 
@@ -37,6 +40,14 @@ class Firing:
     category: str
     rule: str
     time: datetime
+    observed: int | None = None
+
+    @property
+    def evidence(self) -> Observation:
+        """The sighting the case shows: the most confident one of the class that made the
+        track a violation (``observed``), else the track's most confident."""
+        return (self.track.best_of(self.observed) if self.observed is not None
+                else None) or self.track.best
 
 
 # Sightings a moving camera's track needs to be a candidate. A roadside poster is big enough
@@ -106,16 +117,27 @@ class RuleEngine:
         for track in tracks:
             if track.tracker_id in self.fired:
                 continue
-            key = TAXONOMY.by_id(track.class_id).key
-            if not TAXONOMY.by_key(key).can_be_case:
-                continue
-            sure = sum(1 for o in track.observations
-                       if o.class_id == track.class_id and o.confidence >= self.needed(key))
-            if sure >= self.confirm_frames:
-                firings.append(Firing(track, key, f"confirmed in {self.confirm_frames} frames",
-                                      track.last_seen))
+            class_id = self._confirmed(track)
+            if class_id is not None:
+                firings.append(Firing(track, TAXONOMY.by_id(class_id).key,
+                                      f"confirmed in {self.confirm_frames} frames",
+                                      track.last_seen, observed=class_id))
         self.fired |= {f.track.tracker_id for f in firings}
         return firings
+
+    def _confirmed(self, track: Track) -> int | None:
+        """The case class a moving camera's track was seen as, at that class's confidence,
+        in ``confirm_frames`` sightings or more; of several, the one with the most summed
+        confidence."""
+        sure: dict[int, int] = defaultdict(int)
+        weight: dict[int, float] = defaultdict(float)
+        for o in track.observations:
+            entry = TAXONOMY.by_id(o.class_id)
+            if entry.can_be_case and o.confidence >= self.needed(entry.key):
+                sure[o.class_id] += 1
+                weight[o.class_id] += o.confidence
+        confirmed = [k for k, n in sure.items() if n >= self.confirm_frames]
+        return max(confirmed, key=weight.__getitem__) if confirmed else None
 
     def _judge_camera(self, tracks: list[Track], now: datetime, width: int,
                       height: int) -> list[Firing]:

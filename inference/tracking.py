@@ -49,17 +49,29 @@ class Track:
     tracker_id: int
     observations: list[Observation] = field(default_factory=list)
     stationary_since: datetime | None = None
-    _best: Observation | None = field(default=None, repr=False, compare=False)
+    _best: dict[int, Observation] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, observation: Observation, keep: int) -> None:
         """Append a sighting, keeping at most ``keep`` (every other one of the older half
-        is thinned out; the most confident is remembered even when thinned)."""
-        self._best = self.best if self.observations else None
+        is thinned out; each class's most confident is remembered even when thinned)."""
+        self._bests()
         self.observations.append(observation)
-        if self._best is None or observation.confidence > self._best.confidence:
-            self._best = observation
+        self._consider(observation)
         if len(self.observations) > keep:
             del self.observations[1:len(self.observations) // 2:2]
+
+    def _bests(self) -> dict[int, Observation]:
+        """Each class's most confident sighting, the first of equals (worked out from the
+        observations once when the track was built with them rather than by ``add``)."""
+        if not self._best:
+            for o in self.observations:
+                self._consider(o)
+        return self._best
+
+    def _consider(self, o: Observation) -> None:
+        known = self._best.get(o.class_id)
+        if known is None or o.confidence > known.confidence:
+            self._best[o.class_id] = o
 
     @property
     def first_seen(self) -> datetime:
@@ -76,9 +88,11 @@ class Track:
     @property
     def best(self) -> Observation:
         """The most confident sighting (the evidence frame); the first of equals."""
-        if self._best is None:
-            self._best = max(self.observations, key=lambda o: o.confidence)
-        return self._best
+        return min(self._bests().values(), key=lambda o: (-o.confidence, o.time))
+
+    def best_of(self, class_id: int) -> Observation | None:
+        """The most confident sighting as ``class_id``, if it was ever seen as that."""
+        return self._bests().get(class_id)
 
     @property
     def class_id(self) -> int:

@@ -95,6 +95,25 @@ def test_a_violation_seen_once_is_not_confirmed(tmp_path: Path) -> None:
     assert _run(_drive(8), _lock_passing(first=5, count=1), tmp_path).candidates == []
 
 
+def test_a_car_seen_as_a_vehicle_from_afar_is_a_case_as_what_it_shows_near(
+        tmp_path: Path) -> None:
+    """Far off, a car on the pavement looks like any lawful car; only near does it show
+    where it stands. Most of its sightings say ``vehicle``, two near ones say
+    ``illegal_parking``: one case, shown by its illegal-parking sighting."""
+    boxes: Recorded = {}
+    for step in range(10):
+        x, size = 150.0 + 4 * step, 10.0 + 3 * step
+        boxes[(5 + step) / FPS] = [("vehicle" if step < 8 else "illegal_parking",
+                                    (x, 100, x + size, 100 + size / 2))]
+    builder = _run(_drive(4), boxes, tmp_path)
+    (case,) = builder.candidates
+    assert case.category == case.detected == "illegal_parking"
+    assert case.first_seen == T0 + timedelta(seconds=1.0)  # the track's whole pass
+    assert case.box == boxes[13 / FPS][0][1]  # the first illegal-parking sighting
+    assert _run(_drive(4), {t: [("vehicle", box)] for t, [(_, box)] in boxes.items()},
+                tmp_path).candidates == []
+
+
 def test_a_stream_stopped_by_hand_keeps_the_violations_in_view(tmp_path: Path) -> None:
     def stopped_at(frames: Iterator[Frame], k: int) -> Iterator[Frame]:
         for frame in frames:

@@ -243,6 +243,29 @@ def test_without_a_camera_an_ended_track_of_a_case_class_needs_confirm_frames() 
     assert RuleEngine().judge_ended([track(7, "ground_lock", [0])]) == []
 
 
+def test_a_moving_track_fires_as_the_case_class_its_sure_sightings_confirm() -> None:
+    vehicle, parked, stall = (TAXONOMY.by_key(k).id for k in
+                              ("vehicle", "illegal_parking", "street_vending"))
+
+    def seen(*sightings: tuple[int, float]) -> Track:
+        return Track(1, [Observation(at(k), np.array(IN_HATCHED, np.float32), conf, cid)
+                         for k, (cid, conf) in enumerate(sightings)])
+
+    car = seen(*[(vehicle, 0.9)] * 6, (parked, 0.7), (parked, 0.8), (vehicle, 0.95))
+    assert car.class_id == vehicle  # most of its confidence says lawful
+    (firing,) = RuleEngine().judge_ended([car])
+    assert firing.category == "illegal_parking" and firing.observed == parked
+    assert firing.evidence.class_id == parked and firing.evidence.confidence == 0.8
+    assert car.best.confidence == 0.95  # not the evidence of an illegal-parking case
+    # one sure sighting does not confirm; a weak one does not count
+    assert RuleEngine().judge_ended([seen(*[(vehicle, 0.9)] * 6, (parked, 0.8))]) == []
+    assert RuleEngine().judge_ended([seen((parked, 0.8), (parked, 0.3))]) == []
+    # of two confirmed case classes, the one with more confidence in all
+    (both,) = RuleEngine().judge_ended([seen((parked, 0.5), (parked, 0.5), (stall, 0.9),
+                                             (stall, 0.6))])
+    assert both.category == "street_vending"
+
+
 def test_tracks_that_are_over_are_forgotten_once_judged() -> None:
     engine = RuleEngine()
     done = track(5, "cable_clutter", [0, 1, 3])
