@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from streetwatch.datasets.format import DatasetWriter
 from streetwatch.datasets.labels import Labels
 from streetwatch.service.cli import main
+from streetwatch.training.config import BUILTIN_CONFIGS, load_config
 from streetwatch.training.datamix import DataMixError, DataSource, build_mix
 
 
@@ -149,3 +150,11 @@ def test_a_failed_mix_keeps_the_previous_one(tmp_path: Path, good: Path) -> None
         build_mix([DataSource(good)], tmp_path / "mix")
     assert (tmp_path / "mix" / "data.yaml").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in BUILTIN_CONFIGS.glob("*.yaml")))
+def test_every_shipped_recipe_loads_with_known_ultralytics_keys(recipe: str) -> None:
+    from ultralytics.utils import DEFAULT_CFG_DICT
+
+    config = load_config(Path(recipe))
+    assert set(config.hyp) - set(DEFAULT_CFG_DICT) == set()
