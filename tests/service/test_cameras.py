@@ -86,8 +86,8 @@ def test_a_camera_samples_frames_without_candidates_for_misses(tmp_path: Path,
             return int(client.get("/v1/review/samples", headers=admin).json()["total"])
 
         assert wait_until(lambda: sampled() >= 1)
-        # the clip's frames are identical: one stored frame however many were sampled
-        [frame] = client.get("/v1/review/samples", headers=admin).json()["items"]
+        # more may be stored by the time of this call (each of the clip's frames differs)
+        frame, *_ = client.get("/v1/review/samples", headers=admin).json()["items"]
         assert frame["source"] == {"kind": "camera", "id": "cam-2"} and frame["job_id"] is None
         assert frame["model"]["version"] == "1"
         client.post("/v1/cameras/cam-2/stop", headers=admin)
