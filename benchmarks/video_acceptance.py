@@ -30,6 +30,7 @@ from streetwatch.inference.camera import load_camera
 from streetwatch.inference.cases import CaseCandidate
 from streetwatch.inference.gps import read_track
 from streetwatch.inference.replay import replay_cases, score_cctv, score_drive
+from streetwatch.inference.rules import DEFAULT_FPS_MOVING
 
 
 def sw(*args: str | Path | float) -> None:
@@ -86,8 +87,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/acceptance"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drive-seconds", type=float, default=30)
-    parser.add_argument("--drive-fps", type=float, default=5,
-                        help="dashcam sampling rate (the speed figure's is 5)")
+    parser.add_argument("--drive-fps", type=float, default=DEFAULT_FPS_MOVING,
+                        help="dashcam sampling rate [default: streetwatch detect's]")
     parser.add_argument("--replay", action="store_true",
                         help="replay the truth's boxes instead of running a model")
     args = parser.parse_args()
