@@ -121,7 +121,8 @@ class RuleEngine:
             class_id = self._confirmed(track)
             if class_id is not None:
                 firings.append(Firing(track, TAXONOMY.by_id(class_id).key,
-                                      f"confirmed in {self.confirm_frames} frames",
+                                      f"confirmed in {self.confirm_frames} frame"
+                                      f"{'s' if self.confirm_frames != 1 else ''}",
                                       track.last_seen, observed=class_id))
         self.fired |= {f.track.tracker_id for f in firings}
         return firings

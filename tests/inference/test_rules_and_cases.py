@@ -241,6 +241,8 @@ def test_without_a_camera_an_ended_track_of_a_case_class_needs_confirm_frames() 
     # a moving camera's default: two sightings
     assert len(RuleEngine().judge_ended([track(6, "ground_lock", [0, 1])])) == 1
     assert RuleEngine().judge_ended([track(7, "ground_lock", [0])]) == []
+    (photo,) = RuleEngine(confirm_frames=1).judge_ended([track(8, "ground_lock", [0])])
+    assert photo.rule == "confirmed in 1 frame"
 
 
 def test_a_moving_track_fires_as_the_case_class_its_sure_sightings_confirm() -> None:
