@@ -48,7 +48,7 @@ def interleaved(contenders: dict[str, Callable[[], object]], rounds: int,
     """Median seconds per call of each contender, alternating them every round. The order
     turns by one each round, and each call starts ``settle_s`` after the last one ended:
     thread pools spin for a while after a call (onnxruntime's, and the OpenMP threads of
-    the torch operations in ultralytics' pre- and post-processing, for up to 200 ms), which
+    the torch operations in ultralytics' pre- and post-processing), which
     slowed whichever call came next (with a fixed order and no pause, ultralytics' spinning
     made the bare ``session.run`` that followed it 1.6x slower than our whole detector)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
