@@ -176,7 +176,7 @@ def main() -> None:
 
             onnx_yolo = YOLO(str(onnx), task="detect")
             rivals: dict[str, Callable[[], object]] = {
-                ours: lambda: detector([frame]),
+                ours: contenders[ours],
                 "ultralytics predict .onnx": lambda: onnx_yolo.predict(
                     frame, imgsz=imgsz, device="cpu", verbose=False)}
             if pt is not None:

@@ -47,8 +47,11 @@ class Firing:
     def evidence(self) -> Observation:
         """The sighting the case shows: the most confident one of the class that made the
         track a violation (``observed``), else the track's most confident."""
-        return (self.track.best_of(self.observed) if self.observed is not None
-                else None) or self.track.best
+        if self.observed is not None:
+            seen = self.track.best_of(self.observed)
+            if seen is not None:
+                return seen
+        return self.track.best
 
 
 # Sightings a moving camera's track needs to be a candidate. A roadside poster is big enough
