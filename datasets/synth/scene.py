@@ -8,6 +8,7 @@ run beyond each kerb up to the facades.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +24,10 @@ CAMERA_KINDS = ("dashcam", "cctv")
 BAY_DEPTH_M = 2.4   # parking bays and hatched areas reach this far from the kerb
 BAY_LENGTH_M = 6.0
 KERB_KINDS = ("bays", "hatched", "plain")
+CROSSING_DEPTH_M = 4.0
+CROSSING_MARGIN_M = 1.0  # kerb-side markings keep this far from the crossing
+# Vendors keep apart: two stalls drawn into one another make one box no labeller would draw.
+STALL_SPACING_M = 3.5
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,11 @@ class StreetLayout:
         kerb_segments: Along the right kerb, ``(x1, x2, kind)`` with kind ``bays`` (marked
             parking bays), ``hatched`` (yellow hatched no-parking area) or ``plain``.
         crossing_x: x of the zebra crossing's near edge (4 m deep).
+
+    Bays and hatched areas stop short of the crossing, as they do on a real street: a
+    segment that would reach onto it is cut back to whole bays on either side. So a car on
+    the crossing is always one that should not be there, and the labels never call one
+    car on a crossing ``vehicle`` and the next ``illegal_parking``.
     """
 
     road_half: float
@@ -45,6 +55,15 @@ class StreetLayout:
     start: float = -20.0
     kerb_segments: tuple[tuple[float, float, str], ...] = ()
     crossing_x: float = 40.0
+
+    def __post_init__(self) -> None:
+        # Also runs on dataclasses.replace, so a layout given a new crossing is cut again.
+        object.__setattr__(self, "kerb_segments", _clear_of_crossing(self.kerb_segments,
+                                                                     self.crossing_zone()))
+
+    def crossing_zone(self, margin: float = CROSSING_MARGIN_M) -> tuple[float, float]:
+        """The x range of the zebra crossing, widened by ``margin`` on both sides."""
+        return self.crossing_x - margin, self.crossing_x + CROSSING_DEPTH_M + margin
 
     def right_lane_y(self, rng: Rng) -> float:
         """A random y in the right-hand driving lanes, clear of the kerb-side bays."""
@@ -73,6 +92,23 @@ class Scene:
     camera: PinholeCamera
     layout: StreetLayout
     objects: list[SceneObject] = field(default_factory=list)
+
+
+def _clear_of_crossing(segments: tuple[tuple[float, float, str], ...],
+                       zone: tuple[float, float]) -> tuple[tuple[float, float, str], ...]:
+    """Kerb segments with every bay-length cell that reaches into ``zone`` taken out."""
+    kept: list[tuple[float, float, str]] = []
+    for x1, x2, kind in segments:
+        if kind == "plain" or x2 <= zone[0] or x1 >= zone[1]:
+            kept.append((x1, x2, kind))
+            continue
+        before = x1 + BAY_LENGTH_M * math.floor((zone[0] - x1) / BAY_LENGTH_M)
+        after = x1 + BAY_LENGTH_M * math.ceil((zone[1] - x1) / BAY_LENGTH_M)
+        if before - x1 >= BAY_LENGTH_M:
+            kept.append((x1, before, kind))
+        if x2 - after >= BAY_LENGTH_M:
+            kept.append((after, x2, kind))
+    return tuple(kept)
 
 
 def random_layout(rng: Rng, start: float = -20.0, length: float = 160.0) -> StreetLayout:
@@ -139,7 +175,7 @@ def ground(layout: StreetLayout, rng: Rng) -> list[SceneObject]:
         items.append(_flat(x, x + 4.0, -0.08, 0.08, 0.005, (235, 235, 235), "lane_mark", 2))
     crossing_x = layout.crossing_x
     for y in np.arange(-layout.road_half + 0.3, layout.road_half, 1.0):
-        items.append(_flat(crossing_x, crossing_x + 4.0, y, y + 0.5, 0.006, (235, 235, 235),
+        items.append(_flat(crossing_x, crossing_x + CROSSING_DEPTH_M, y, y + 0.5, 0.006, (235, 235, 235),
                            "crossing", 2))
     return items + _kerb_markings(layout)
 
@@ -249,11 +285,17 @@ def _poles(layout: StreetLayout, rng: Rng, violations: bool, span: tuple[float, 
 
 def _parked_cars(layout: StreetLayout, rng: Rng, span: tuple[float, float], traffic: bool
                  ) -> tuple[list[SceneObject], list[float]]:
-    """Cars in the lanes (if ``traffic``) and in bays, all ``vehicle``; and the free bays."""
+    """Cars in the lanes (if ``traffic``) and in bays, all ``vehicle``; and the free bays.
+
+    A car in the lanes stands clear of the crossing: one on it is ``illegal_parking``.
+    """
     objects: list[SceneObject] = []
+    # Wide enough that the longest car (4.9 m, slightly turned) stays off the stripes.
+    clear = layout.crossing_zone(margin=3.0)
     for _ in range(int(rng.integers(1, 5)) if traffic else 0):
         lane = rng.uniform(-layout.road_half + BAY_DEPTH_M + 1.0, layout.road_half - 1.2)
-        objects.append(build.car(rng, rng.uniform(*span), lane, 0.0, "vehicle"))
+        x = _outside(float(rng.uniform(*span)), span, clear)
+        objects.append(build.car(rng, x, lane, 0.0, "vehicle"))
     free_bays: list[float] = []
     for x1, x2 in layout.segments("bays"):
         for bx in np.arange(x1 + BAY_LENGTH_M / 2, x2, BAY_LENGTH_M):
@@ -265,6 +307,19 @@ def _parked_cars(layout: StreetLayout, rng: Rng, span: tuple[float, float], traf
             else:
                 free_bays.append(float(bx))
     return objects, free_bays
+
+
+def _outside(x: float, span: tuple[float, float], zone: tuple[float, float]) -> float:
+    """``x``, drawn uniformly over ``span``, mapped onto the span without ``zone``, so that
+    it is uniform over what is left: the span is squeezed to the free length and the
+    zone is stepped over."""
+    lo, hi = max(zone[0], span[0]), min(zone[1], span[1])
+    if hi <= lo:
+        return x
+    left = lo - span[0]
+    free = (span[1] - span[0]) - (hi - lo)
+    u = (x - span[0]) / (span[1] - span[0]) * free
+    return span[0] + u if u <= left else hi + (u - left)
 
 
 def _violations_at_ground(layout: StreetLayout, rng: Rng, span: tuple[float, float],
@@ -282,12 +337,16 @@ def _violations_at_ground(layout: StreetLayout, rng: Rng, span: tuple[float, flo
             x1, x2 = hatched[int(rng.integers(len(hatched)))]
             x, y = float(rng.uniform(x1 + 2.5, max(x1 + 2.5, x2 - 2.5))), layout.bay_y
         else:  # on the crossing
-            x = layout.crossing_x + 2.0
+            x = layout.crossing_x + CROSSING_DEPTH_M / 2
             y = rng.uniform(-layout.road_half + 1.2, layout.road_half - 1.2)
         objects.append(build.car(rng, x, y, float(rng.normal(0, 0.15)), "illegal_parking"))
-    for _ in range(int(rng.integers(0, 3))):
+    stalls: list[float] = []
+    for _ in range(int(rng.integers(0, 4))):
         maker = build.vending_stall if rng.random() < 0.6 else build.vending_cart
-        objects.append(maker(rng, rng.uniform(*span), walk_mid + rng.uniform(-1, 1)))
+        x, y = float(rng.uniform(*span)), walk_mid + rng.uniform(-1, 1)
+        if all(abs(x - other) > STALL_SPACING_M for other in stalls):
+            stalls.append(x)
+            objects.append(maker(rng, x, y))
     near_bays = [b for b in free_bays if b < span[0] + 40]
     for _ in range(int(rng.integers(0, 4))):
         if near_bays and rng.random() < 0.6:  # in a free bay, where locks are put

@@ -65,7 +65,7 @@ DASHCAM_FPS = 25.0
 GPS_HZ = 1.0
 GPS_NOISE_M = 2.0
 VIOLATIONS = frozenset(c.key for c in TAXONOMY if c.can_be_case)
-VENDOR_X_M = 24.0  # where the CCTV clip's vendor sets up
+VENDOR_X_M = 32.0  # where the CCTV clip's vendor sets up: beyond the parked car, not behind it
 STATIC_PREFIX = "static-"  # truth ids of objects that never move; actors have their own names
 # Cities the synthetic streets are laid in: (name, lat, lon).
 _CITIES = (("Hangzhou", 30.2741, 120.1551), ("Chengdu", 30.6586, 104.0648),

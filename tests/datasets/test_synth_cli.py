@@ -73,3 +73,23 @@ def test_scenes_hold_hard_negatives_and_some_hold_no_violation() -> None:
         assert "vehicle" in keys
         without_violation += not (keys & VIOLATIONS)
     assert 0.04 <= without_violation / scenes <= 0.18
+
+
+def test_a_car_on_the_crossing_is_always_illegally_parked() -> None:
+    """One car on the stripes labelled vehicle and the next illegal_parking would teach
+    the detector nothing but doubt; bays and hatched areas stop short of the crossing."""
+    on_crossing = {"vehicle": 0, "illegal_parking": 0}
+    for seed in range(80):
+        scene = random_scene(np.random.default_rng(seed), "dashcam" if seed % 2 else "cctv",
+                             (640, 360))
+        start, end = scene.layout.crossing_x, scene.layout.crossing_x + 4.0
+        for x1, x2, kind in scene.layout.kerb_segments:
+            assert kind == "plain" or x2 <= start - 1.0 or x1 >= end + 1.0, (seed, x1, x2)
+        for obj in scene.objects:
+            if obj.kind != "car" or obj.class_key is None:
+                continue
+            xs = np.concatenate([p.points[:, 0] for p in obj.primitives])
+            if xs.max() > start and xs.min() < end:
+                on_crossing[obj.class_key] += 1
+    assert on_crossing["vehicle"] == 0
+    assert on_crossing["illegal_parking"] > 10
