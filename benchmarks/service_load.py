@@ -10,7 +10,10 @@ decoded images, measured in the same run (the mean of one pass before and one af
 service's), and the p50/p95 latency from upload to job done. The bare detector is one
 call at a time with the default settings (every core); the service runs one detector per
 job thread (``STREETWATCH_WORKERS``), so it is also compared with that many bare
-detectors side by side.
+detectors side by side. Beside the rates it prints the CPU time each photo costs, bare and
+served (the server process's user + system time, from /proc), and how many cores the
+service kept busy: with every core busy only less work per photo is faster; with cores
+idle, the service is waiting (disk syncs, locks) and more overlap would be.
 """
 
 from __future__ import annotations
@@ -42,13 +45,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bare_rate(detector: Detector, jpegs: list[bytes]) -> float:
     """Photos per second of decode + detect, one at a time."""
+    return bare_run(detector, jpegs)[0]
+
+
+def bare_run(detector: Detector, jpegs: list[bytes]) -> tuple[float, float]:
+    """Photos per second of decode + detect, one at a time, and CPU seconds per photo."""
     detector([np.asarray(cv2.imdecode(np.frombuffer(jpegs[0], np.uint8), cv2.IMREAD_COLOR))])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for data in jpegs:  # decode included: the service decodes too
         detector([np.asarray(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))])
-    return len(jpegs) / (time.perf_counter() - started)
+    return (len(jpegs) / (time.perf_counter() - started),
+            (time.process_time() - cpu) / len(jpegs))
 
 
 def side_by_side_rate(path: Path, card: ModelCard, jpegs: list[bytes], workers: int) -> float:
@@ -70,9 +85,10 @@ def side_by_side_rate(path: Path, card: ModelCard, jpegs: list[bytes], workers: 
 
 
 def served_rate(registry: Registry, jpegs: list[bytes],
-                uploaders: int) -> tuple[float, list[float]]:
+                uploaders: int) -> tuple[float, list[float], float]:
     """Photos per second through ``streetwatch serve`` with ``uploaders`` concurrent
-    clients, and each photo's latency from upload to job done."""
+    clients, each photo's latency from upload to job done, and the server's CPU seconds
+    in that time."""
     with tempfile.TemporaryDirectory(prefix="sw-load-") as tmp:
         env = {**os.environ, "STREETWATCH_DATA_DIR": tmp,
                "STREETWATCH_REGISTRY": str(registry.root),
@@ -107,7 +123,7 @@ def served_rate(registry: Registry, jpegs: list[bytes],
                             pass  # long polling: one request waits for the job to end
                         latencies.append(time.perf_counter() - sent)
 
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_seconds(server.pid)
             threads = [threading.Thread(target=uploader, args=(jpegs[k::uploaders],))
                        for k in range(uploaders)]
             for thread in threads:
@@ -115,10 +131,11 @@ def served_rate(registry: Registry, jpegs: list[bytes],
             for thread in threads:
                 thread.join()
             served = len(jpegs) / (time.perf_counter() - started)
+            cpu = cpu_seconds(server.pid) - cpu
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return served, latencies
+    return served, latencies, cpu
 
 
 def main() -> None:
@@ -138,10 +155,10 @@ def main() -> None:
 
     detector = Detector.open(registry.artefact_path(card, "onnx"), card)
     workers = Settings.from_env().workers  # what the service will run, from the same env
-    bare_before = bare_rate(detector, jpegs)
+    bare_before, bare_cpu = bare_run(detector, jpegs)
     layout_before = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
 
-    served, latencies = served_rate(registry, jpegs, args.uploaders)
+    served, latencies, served_cpu = served_rate(registry, jpegs, args.uploaders)
     # measured before and after the service's run: on a shared machine the load changes
     bare_after = bare_rate(detector, jpegs)
     layout_after = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
@@ -153,6 +170,11 @@ def main() -> None:
     layout = (layout_before + layout_after) / 2
     print(f"  against {workers} bare detectors side by side (the service's layout, "
           f"{layout:.2f} photos/s): {served / layout:.2f}x")
+    cores = os.cpu_count() or 1
+    busy = served_cpu * served / len(jpegs)  # CPU seconds per wall second
+    print(f"  CPU per photo: bare {1000 * bare_cpu:.0f} ms, served "
+          f"{1000 * served_cpu / len(jpegs):.0f} ms; the service kept {busy:.2f} of "
+          f"{cores} cores busy")
 
 
 def report(bare: float, served: float, latencies: list[float]) -> None:

@@ -175,8 +175,8 @@ def ground(layout: StreetLayout, rng: Rng) -> list[SceneObject]:
         items.append(_flat(x, x + 4.0, -0.08, 0.08, 0.005, (235, 235, 235), "lane_mark", 2))
     crossing_x = layout.crossing_x
     for y in np.arange(-layout.road_half + 0.3, layout.road_half, 1.0):
-        items.append(_flat(crossing_x, crossing_x + CROSSING_DEPTH_M, y, y + 0.5, 0.006, (235, 235, 235),
-                           "crossing", 2))
+        items.append(_flat(crossing_x, crossing_x + CROSSING_DEPTH_M, y, y + 0.5, 0.006,
+                           (235, 235, 235), "crossing", 2))
     return items + _kerb_markings(layout)
 
 
