@@ -3,6 +3,10 @@
 A config holds what decides the result of a run (model, image size, epochs, ultralytics
 hyperparameters, the street augmentations); the command line says which data and where the
 run goes. Unknown keys are errors, so a typo never silently trains with a default.
+
+A recipe may start from another with ``extends: NAME`` (a shipped recipe's name, or a path
+relative to the extending file) and set only what differs: its ``hyp`` and ``augment``
+entries are merged into the base's key by key, any other field replaces the base's.
 """
 
 from __future__ import annotations
@@ -10,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streetwatch.models.files import ConfigFileError, load_model
+from streetwatch.models.files import ConfigFileError, read_mapping, validation_message
 from streetwatch.training.precision import Precision
 
 # ultralytics arguments a config must not set: the wrapper owns them.
@@ -88,14 +92,50 @@ def load_config(path: Path | None) -> TrainConfig:
 
     Raises:
         ConfigFileError: naming the file and the first bad field (``ConfigError`` for a
-            key the wrapper owns).
+            key the wrapper owns, or an ``extends`` that cannot be followed).
     """
     if path is None:
         return TrainConfig()
-    if not path.exists() and (BUILTIN_CONFIGS / f"{path}.yaml").exists():
-        path = BUILTIN_CONFIGS / f"{path}.yaml"
-    config = load_model(path, TrainConfig, "config file")
+    path = _find(path, None)
+    config = _validated(path, _read_recipe(path, ()))
     owned = sorted(_OWNED & set(config.hyp))
     if owned:
         raise ConfigError(f"{path}: field 'hyp.{owned[0]}' is set by streetwatch, not the config")
     return config
+
+
+def _find(name: Path, folder: Path | None) -> Path:
+    """A recipe's path (relative to ``folder`` when given), else the shipped recipe of that
+    name."""
+    candidate = name if folder is None or name.is_absolute() else folder / name
+    if not candidate.exists() and (BUILTIN_CONFIGS / f"{name}.yaml").exists():
+        return BUILTIN_CONFIGS / f"{name}.yaml"
+    return candidate
+
+
+def _read_recipe(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The recipe's fields, with those of the recipe it extends (checked on its own first)
+    beneath them."""
+    content = read_mapping(path, "config file")
+    base = content.pop("extends", None)
+    if base is None:
+        return content
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: field 'extends': the name or path of another recipe")
+    base_path = _find(Path(base), path.parent)
+    if base_path.resolve() in (*chain, path.resolve()):
+        raise ConfigError(f"{path}: field 'extends': {base!r} leads back to this recipe")
+    inherited = _read_recipe(base_path, (*chain, path.resolve()))
+    _validated(base_path, inherited)  # a fault in the base is named there
+    for section in ("hyp", "augment"):
+        mine = content.get(section)
+        if isinstance(mine, dict) and isinstance(inherited.get(section), dict):
+            content[section] = {**inherited[section], **mine}
+    return {**inherited, **content}
+
+
+def _validated(path: Path, content: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(content)
+    except ValidationError as exc:
+        raise ConfigFileError(f"{path}: {validation_message(exc)}") from None

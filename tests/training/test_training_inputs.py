@@ -111,6 +111,36 @@ def test_config_typo_names_the_field(tmp_path: Path, good: Path) -> None:
                     "'hyp.data' is set by streetwatch")
 
 
+def test_a_recipe_extends_another_and_sets_only_what_differs(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(
+        "imgsz: 320\nepochs: 9\nhyp: {lr0: 0.002, nbs: 16}\naugment: {rain: 0.5, fog: 0.2}\n")
+    (tmp_path / "more.yaml").write_text(
+        "extends: base.yaml\nepochs: 3\nhyp: {lr0: 0.001}\naugment: {fog: 0}\n")
+    config = load_config(tmp_path / "more.yaml")
+    assert (config.imgsz, config.epochs) == (320, 3)
+    assert config.hyp == {"lr0": 0.001, "nbs": 16}
+    assert (config.augment.rain, config.augment.fog) == (0.5, 0)
+    # a shipped recipe by name: the second stage is the street recipe with a new schedule
+    street, continued = load_config(Path("street")), load_config(Path("street-continue"))
+    assert continued.augment == street.augment and continued.imgsz == street.imgsz
+    assert continued.hyp == {**street.hyp, "lr0": 0.001, "lrf": 0.05, "warmup_epochs": 1,
+                             "warmup_bias_lr": 0.001}
+
+
+def test_an_extends_that_cannot_be_followed_is_named(tmp_path: Path, good: Path) -> None:
+    config = tmp_path / "recipe.yaml"
+    config.write_text("extends: nowhere.yaml\n")
+    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
+                    "nowhere.yaml: config file not found")
+    config.write_text("extends: recipe.yaml\n")
+    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
+                    "recipe.yaml: field 'extends': 'recipe.yaml' leads back to this recipe")
+    (tmp_path / "base.yaml").write_text("imgsz: 64\nepoch: 3\n")  # the fault is the base's
+    config.write_text("extends: base.yaml\nepochs: 1\n")
+    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
+                    "base.yaml: field 'epoch'")
+
+
 def test_resume_needs_a_run(tmp_path: Path, good: Path) -> None:
     result = _train(tmp_path, "--data", good, "--resume")
     assert result.exit_code == 1 and "is not a streetwatch run to resume" in result.output
