@@ -152,6 +152,13 @@ class EvidenceStore:
         self._last = (image, stored)
         return stored
 
+    def put_frame(self, frame: Frame) -> Evidence:
+        """A frame's whole picture: its original file's bytes when it has one (see
+        :class:`Frame`), else its pixels encoded."""
+        if frame.original is not None:
+            return self._write(frame.original.read_bytes(), ".jpg", "frame")
+        return self.put(frame.image, "frame")
+
     def put_clip(self, data: bytes) -> Evidence:
         """A WebM clip (see ``inference.clips``)."""
         return self._write(data, ".webm", "clip")
@@ -260,7 +267,7 @@ class CaseBuilder:
         annotated = draw_box(best.image, box, category, observation.confidence)
         evidence = [self.evidence.put(annotated, "annotated"),
                     self.evidence.put(crop(best.image, box), "crop"),
-                    self.evidence.put(best.image, "frame")]
+                    self.evidence.put_frame(best)]
         clip = self.clips.clip(track, category) if self.clips is not None else None
         if clip is not None:
             evidence.append(self.evidence.put_clip(clip))

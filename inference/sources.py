@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import cv2
@@ -98,7 +98,21 @@ def _exif_location(exif: Any) -> Location | None:
     return Location(lat, lon, heading, None)
 
 
-def read_photo(path: Path, zone: ZoneInfo) -> tuple[BGRImage, datetime, Location | None]:
+class Photo(NamedTuple):
+    """A photo read from its file."""
+
+    image: BGRImage
+    captured: datetime
+    location: Location | None
+    as_stored: bool  # a JPEG whose picture needed no turning: the file is the image
+
+    def frame(self, source_id: str, index: int, path: Path) -> Frame:
+        """The photo as a frame (``path`` is its file)."""
+        return Frame(source_id, index, self.captured, self.image, self.location,
+                     original=path if self.as_stored else None)
+
+
+def read_photo(path: Path, zone: ZoneInfo) -> Photo:
     """A photo upright (EXIF orientation applied), its capture time (UTC) and GPS position.
 
     Without an EXIF time, the file's modification time stands in.
@@ -112,19 +126,20 @@ def read_photo(path: Path, zone: ZoneInfo) -> tuple[BGRImage, datetime, Location
         with Image.open(path) as opened:  # reads the header only
             exif = opened.getexif()
             kind = opened.format
+            upright = exif.get(0x0112, 1) == 1
             image: BGRImage | None = None
-            if kind in ("JPEG", "MPO") or exif.get(0x0112, 1) == 1:
+            if kind in ("JPEG", "MPO") or upright:
                 # OpenCV decodes several times faster than Pillow, BGR as we need it, and
                 # applies a JPEG's EXIF orientation itself
                 decoded = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
                 image = None if decoded is None else np.asarray(decoded, np.uint8)
             if image is None:
-                upright = ImageOps.exif_transpose(opened).convert("RGB")
-                image = np.ascontiguousarray(np.asarray(upright)[:, :, ::-1])
+                turned = ImageOps.exif_transpose(opened).convert("RGB")
+                image = np.ascontiguousarray(np.asarray(turned)[:, :, ::-1])
     except Exception as exc:  # Pillow and its plugins raise many types on bad bytes
         raise SourceError(f"{path}: not a readable image ({exc})") from None
     captured = _exif_time(exif, zone) or datetime.fromtimestamp(path.stat().st_mtime, UTC)
-    return image, captured, _exif_location(exif)
+    return Photo(image, captured, _exif_location(exif), as_stored=kind == "JPEG" and upright)
 
 
 def photo_time(path: Path, zone: ZoneInfo) -> datetime:
@@ -178,8 +193,7 @@ class ImageSource:
     def __iter__(self) -> Iterator[Frame]:
         zone = ZoneInfo(self.timezone)
         for index, path in enumerate(self.files):
-            image, captured, location = read_photo(path, zone)
-            yield Frame(self.source_id, index, captured, image, location)
+            yield read_photo(path, zone).frame(self.source_id, index, path)
 
 
 # -- video files ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -27,13 +28,20 @@ class Location:
 
 @dataclass(frozen=True)
 class Frame:
-    """One image from a source, with its time (UTC) and, when known, its place."""
+    """One image from a source, with its time (UTC) and, when known, its place.
+
+    ``original`` is the JPEG file the image was decoded from, when the image is that file's
+    picture exactly as stored (a photo, not turned by its EXIF orientation): its evidence is
+    then the file's own bytes, unaltered and with the upload's sha256, rather than the
+    pixels encoded again.
+    """
 
     source_id: str
     index: int
     captured_at: datetime
     image: BGRImage
     location: Location | None = None
+    original: Path | None = None
 
 
 @dataclass(frozen=True)

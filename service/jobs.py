@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -317,10 +317,12 @@ class Worker:
         given = (Location(float(params["lat"]), float(params["lon"]))
                  if params.get("lat") is not None and params.get("lon") is not None else None)
         for index, upload in enumerate(uploads):
-            image, captured, location = read_photo(self.services.store.path(upload.sha256), zone)
+            path = self.services.store.path(upload.sha256)
+            frame = read_photo(path, zone).frame(source_id, index, path)
             if "taken_at" in params:
-                captured = datetime.fromisoformat(params["taken_at"]).astimezone(UTC)
-            yield Frame(source_id, index, captured, image, location or given)
+                frame = replace(frame, captured_at=datetime.fromisoformat(
+                    params["taken_at"]).astimezone(UTC))
+            yield replace(frame, location=frame.location or given)
 
 
 class FrameSampler:
@@ -342,7 +344,7 @@ class FrameSampler:
                and float(p) >= self.needed(TAXONOMY.by_id(int(c)).key)
                for c, p in zip(detections.class_id, detections.confidence, strict=True)):
             return
-        stored = self.builder.evidence.put(frame.image, "frame")
+        stored = self.builder.evidence.put_frame(frame)
         h, w = frame.image.shape[:2]
         source = self.builder.source
         self.rows.append(FrameRow(

@@ -163,6 +163,35 @@ def test_photos_merge_by_place_and_only_by_place(tmp_path: Path) -> None:
     assert sorted(len(c["tracks"]) for c in found) == [1, 1, 1, 2]
 
 
+def test_a_photos_frame_evidence_is_the_file_itself_unless_it_had_to_be_turned(
+        tmp_path: Path) -> None:
+    """The original bytes are better evidence than a re-encoding (and cost no encoding):
+    same sha256 as the photo handed in. A photo its EXIF orientation turns is stored
+    upright, as the box and the frame size describe it."""
+    from PIL import Image
+
+    model = fixed_model(tmp_path / "ad.onnx", [anchor(*CENTRE_ANCHOR, AD, 0.7)])
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    geotagged_photo(photos / "a.jpg", 30.25, 120.15)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 120 wide and 160 high, shown turned: 160 wide, 120 high
+    Image.new("RGB", (120, 160), (90, 90, 90)).save(photos / "b.jpg", exif=exif)
+    out = tmp_path / "out"
+    result = sw(photos, "--out", out, "--model", model)
+    assert result.exit_code == 0, result.output
+    assert len(candidates(out)) == 2
+    for case in candidates(out):
+        check_evidence(out, case)
+        (frame,) = (e for e in case["evidence"] if e["kind"] == "frame")
+        stored = cv2.imread(str(out / frame["path"]))
+        assert stored is not None
+        assert (stored.shape[1], stored.shape[0]) == tuple(case["frame_size"]) == (160, 120)
+        photo = photos / ("a.jpg" if case["location"] else "b.jpg")
+        as_handed_in = hashlib.sha256(photo.read_bytes()).hexdigest() == frame["sha256"]
+        assert as_handed_in == (photo.name == "a.jpg"), photo.name
+
+
 @pytest.mark.parametrize("problem", ["corrupt-image", "empty-video", "not-a-video",
                                      "gps-short", "camera-key", "model-classes", "out-exists"])
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path: Path, parked_model: Path,

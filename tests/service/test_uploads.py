@@ -91,6 +91,9 @@ def test_photos_become_cases_with_evidence(client: TestClient) -> None:
         image = client.get(item["url"], headers=reviewer)
         assert image.headers["content-type"] == "image/jpeg"
         assert hashlib.sha256(image.content).hexdigest() == item["sha256"]
+    # the frame is the photo as uploaded, byte for byte, not a re-encoding of it
+    (frame,) = (e for e in detail["evidence"] if e["kind"] == "frame")
+    assert frame["sha256"] in {hashlib.sha256(jpeg(shade)).hexdigest() for shade in (80, 120)}
 
 
 @pytest.mark.parametrize(("name", "data", "status", "message"), [
