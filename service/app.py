@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import sessionmaker
 
 from streetwatch.models.registry import Registry, default_registry_root
 from streetwatch.service.api import api
 from streetwatch.service.cameras_api import cameras, resume
-from streetwatch.service.db import open_database
+from streetwatch.service.db import open_database, unsynced_engine
 from streetwatch.service.dispatch import Dispatcher
 from streetwatch.service.frames_api import frames
 from streetwatch.service.health import health
@@ -30,6 +31,7 @@ def create_app(settings: Settings) -> FastAPI:
     """The service for ``settings``: the database is migrated now; the job worker runs
     while the app does (FastAPI's lifespan)."""
     engine, sessions = open_database(settings.db_url)
+    job_engine = unsynced_engine(engine)
     state = AppState(settings=settings, sessions=sessions,
                      registry=Registry(settings.registry or default_registry_root()),
                      store=Store(settings.data_dir / "uploads"),
@@ -38,7 +40,8 @@ def create_app(settings: Settings) -> FastAPI:
     worker = Worker(Services(sessions, state.store, state.evidence, state.registry,
                              state.metrics, case_conf=settings.case_confidence,
                              sample_rate=settings.sample_rate, events=state.job_events,
-                             clip_seconds=settings.clip_seconds),
+                             clip_seconds=settings.clip_seconds,
+                             job_sessions=sessionmaker(job_engine, expire_on_commit=False)),
                     threads=settings.workers)
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None
     dispatcher = Dispatcher(sessions, settings.dispatch_url, secret, state.metrics,
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             dispatcher.stop()
         worker.stop()
         engine.dispose()
+        job_engine.dispose()
 
     app = FastAPI(title="streetwatch", version="1", lifespan=lifespan)
     app.state.sw = state

@@ -223,12 +223,43 @@ def open_database(url: str) -> tuple[Engine, sessionmaker[Any]]:
     upgrade(url)
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
-        from sqlalchemy import event
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(connection: Any, _record: Any) -> None:
-            cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+        _pragmas(engine, *SQLITE_PRAGMAS)
     return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+SQLITE_PRAGMAS = ("journal_mode=WAL", "foreign_keys=ON")
+
+
+def _pragmas(engine: Engine, *pragmas: str) -> None:
+    """Run these SQLite pragmas on each new connection of ``engine``."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        for pragma in pragmas:
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+
+def unsynced_engine(engine: Engine) -> Engine:
+    """An engine on ``engine``'s database whose commits do not wait for the disk to sync.
+
+    Only for writes a restart redoes: a job's claim, progress, and its cases with the job's
+    end, all in one transaction. A process that dies loses none of them (the operating
+    system holds what was written); a machine that loses power may lose the last few, and
+    a job whose end was lost is still ``running`` in the database, so it runs again after
+    the restart and its stable case ids keep it from doubling anything. Uploads, reviews
+    and dispatch keep synced commits. SQLite in WAL mode: ``synchronous=NORMAL`` (the
+    database stays consistent; a later synced commit syncs these too); PostgreSQL:
+    ``synchronous_commit=off``. A job's commits waited on the disk for about 7 % of a job
+    thread's time in the service's load benchmark."""
+    if engine.dialect.name == "sqlite":
+        relaxed = create_engine(engine.url)
+        _pragmas(relaxed, *SQLITE_PRAGMAS, "synchronous=NORMAL")
+    elif engine.dialect.name == "postgresql":
+        relaxed = create_engine(engine.url, connect_args={
+            "options": "-c synchronous_commit=off"})
+    else:
+        relaxed = engine
+    return relaxed

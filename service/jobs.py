@@ -137,6 +137,13 @@ class Services:
     sample_rate: float = 0.0
     events: JobEvents = field(default_factory=JobEvents)
     clip_seconds: float = 0.0
+    # For what a job writes as it runs, which a restart redoes (``db.unsynced_engine``);
+    # by default the synced ``sessions``. Camera streams never use it: their frames are gone.
+    job_sessions: sessionmaker[Session] | None = None
+
+    @property
+    def job_writes(self) -> sessionmaker[Session]:
+        return self.job_sessions or self.sessions
 
 
 @dataclass
@@ -210,7 +217,7 @@ class Worker:
         """The oldest queued job, marked running on ``model`` (one transaction). The update
         is conditional on the job still being queued, so two processes sharing a database
         never both take one; the threads of this one take turns."""
-        with self._claiming, self.services.sessions() as session:
+        with self._claiming, self.services.job_writes() as session:
             try:
                 job = session.scalar(select(Job).where(Job.status == "queued")
                                      .order_by(Job.created_at).limit(1))
@@ -284,7 +291,7 @@ class Worker:
             if metrics is not None:
                 metrics.frames.inc(count)
             if done[0] % 10 == 0 and done[0] < total:  # the end is told by the job's status
-                with self.services.sessions() as session:
+                with self.services.job_writes() as session:
                     session.execute(update(Job).where(Job.id == job_id)
                                     .values(progress=round(min(1.0, done[0] / total), 3)))
                     session.commit()
@@ -294,7 +301,7 @@ class Worker:
         run(frames, detector, rules, builder, fps=fps, single_frame=photos, progress=progress,
             on_inference=metrics.inference_seconds.observe if metrics else lambda s: None,
             on_frame=sampler, lens=lens)
-        store_cases(self.services.sessions, job_id, builder.candidates, samples=sampler.take(),
+        store_cases(self.services.job_writes, job_id, builder.candidates, samples=sampler.take(),
                     done=True)
         self.services.events.ended(job_id)
 

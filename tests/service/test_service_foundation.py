@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from streetwatch.models.registry import ModelCard, Registry
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.app import create_app
 from streetwatch.service.auth import create_key
-from streetwatch.service.db import open_database
+from streetwatch.service.db import open_database, unsynced_engine
 from streetwatch.service.settings import Settings, SettingsError
 
 
@@ -62,6 +62,27 @@ def test_the_database_is_migrated_to_the_latest_schema(tmp_path: Path,
             == head
     engine.dispose()
     engine, _ = open_database(url)  # again: nothing to do, nothing breaks
+    engine.dispose()
+
+
+def test_only_a_jobs_own_writes_skip_the_disk_sync(tmp_path: Path,
+                                                   database_url: str | None) -> None:
+    """Uploads, reviews and dispatch commit synced; the job threads' engine does not wait
+    for the disk (a restart redoes a job whose end was lost) and keeps the other settings."""
+    engine, _ = open_database(database_url or f"sqlite:///{tmp_path / 'sw.db'}")
+    relaxed = unsynced_engine(engine)
+    queries: tuple[str, ...]
+    expected: dict[Engine, tuple[object, ...]]
+    if engine.dialect.name == "sqlite":
+        queries = ("PRAGMA synchronous", "PRAGMA journal_mode", "PRAGMA foreign_keys")
+        expected = {engine: (2, "wal", 1), relaxed: (1, "wal", 1)}  # 2 FULL, 1 NORMAL
+    else:
+        queries = ("SHOW synchronous_commit",)
+        expected = {engine: ("on",), relaxed: ("off",)}
+    for which, values in expected.items():
+        with which.connect() as connection:
+            assert tuple(connection.execute(text(q)).scalar() for q in queries) == values
+    relaxed.dispose()
     engine.dispose()
 
 
