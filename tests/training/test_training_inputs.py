@@ -101,14 +101,22 @@ def test_corrupt_weights(tmp_path: Path, good: Path) -> None:
                     tmp_path, "absent.pt: weights file not found")
 
 
-def test_config_typo_names_the_field(tmp_path: Path, good: Path) -> None:
+@pytest.mark.parametrize(("recipe", "base", "message"), [
+    ("imgsz: 64\nepoch: 3\n", None, "recipe.yaml: field 'epoch'"),
+    ("imgsz: 64\nhyp: {data: other.yaml}\n", None, "'hyp.data' is set by streetwatch"),
+    ("extends: nowhere.yaml\n", None, "nowhere.yaml: config file not found"),
+    ("extends: recipe.yaml\n", None,
+     "recipe.yaml: field 'extends': 'recipe.yaml' leads back to this recipe"),
+    ("extends: base.yaml\nepochs: 1\n", "imgsz: 64\nepoch: 3\n",  # the base's fault
+     "base.yaml: field 'epoch'"),
+], ids=["typo", "owned-key", "no-base", "loop", "bad-base"])
+def test_a_bad_recipe_is_refused_naming_file_and_field(
+        tmp_path: Path, good: Path, recipe: str, base: str | None, message: str) -> None:
     config = tmp_path / "recipe.yaml"
-    config.write_text("imgsz: 64\nepoch: 3\n")
-    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
-                    "recipe.yaml: field 'epoch'")
-    config.write_text("imgsz: 64\nhyp: {data: other.yaml}\n")
-    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
-                    "'hyp.data' is set by streetwatch")
+    config.write_text(recipe)
+    if base is not None:
+        (tmp_path / "base.yaml").write_text(base)
+    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path, message)
 
 
 def test_a_recipe_extends_another_and_sets_only_what_differs(tmp_path: Path) -> None:
@@ -125,20 +133,6 @@ def test_a_recipe_extends_another_and_sets_only_what_differs(tmp_path: Path) -> 
     assert continued.augment == street.augment and continued.imgsz == street.imgsz
     assert continued.hyp == {**street.hyp, "lr0": 0.001, "lrf": 0.05, "warmup_epochs": 1,
                              "warmup_bias_lr": 0.001}
-
-
-def test_an_extends_that_cannot_be_followed_is_named(tmp_path: Path, good: Path) -> None:
-    config = tmp_path / "recipe.yaml"
-    config.write_text("extends: nowhere.yaml\n")
-    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
-                    "nowhere.yaml: config file not found")
-    config.write_text("extends: recipe.yaml\n")
-    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
-                    "recipe.yaml: field 'extends': 'recipe.yaml' leads back to this recipe")
-    (tmp_path / "base.yaml").write_text("imgsz: 64\nepoch: 3\n")  # the fault is the base's
-    config.write_text("extends: base.yaml\nepochs: 1\n")
-    _assert_refused(_train(tmp_path, "--data", good, "--config", config), tmp_path,
-                    "base.yaml: field 'epoch'")
 
 
 def test_resume_needs_a_run(tmp_path: Path, good: Path) -> None:
