@@ -24,12 +24,13 @@ from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 
 # Frames per second to sample video at when none is asked for. From a moving camera a
-# roadside object is in view for about a second, a poster by the kerb for a third of one,
-# and needs MOVING_CONFIRM_FRAMES sightings: on a generated 30 s drive a perfect detector
-# (benchmarks/video_acceptance.py --replay) found 21 of 54 violations at 2 fps, 51 at 5 fps
-# and 53 at 10 fps; street:20261202-e28 found 50 at 5 fps and 52 at 10, at half the speed
-# (benchmarks/detector_speed.py). A fixed camera's dwell rules count in seconds.
-DEFAULT_FPS_MOVING = 5.0
+# roadside object is in view for about a second, a poster by the kerb for a quarter of one,
+# and needs MOVING_CONFIRM_FRAMES sightings. A perfect detector (benchmarks/
+# video_acceptance.py --replay) found 40 of the 49 violations of a generated 30 s drive at
+# 5 fps and 48 at 10; street:20261202-e40 found 41 at 5 fps and 46 at 10. Sampling at 5 fps
+# costs half the compute (benchmarks/detector_speed.py) but misses what passes quickly.
+# A fixed camera's dwell rules count in seconds.
+DEFAULT_FPS_MOVING = 10.0
 DEFAULT_FPS_FIXED = 2.0
 
 
