@@ -242,12 +242,12 @@ def test_bad_input_fails_clearly_and_writes_nothing(tmp_path: Path, parked_model
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize(("with_camera", "frames"), [(False, 40), (True, 16)])
+@pytest.mark.parametrize(("with_camera", "frames"), [(False, 80), (True, 16)])
 def test_footage_is_sampled_by_what_kind_of_camera_took_it(
         tmp_path: Path, parked_model: Path, with_camera: bool, frames: int) -> None:
-    """A drive needs 5 frames a second (a passing object is in view for about one and
-    needs 3 to be confirmed); a fixed camera's dwell rules count seconds: 2 will do."""
-    clip = video(tmp_path / "clip.mp4", seconds=8, fps=10)
+    """A drive needs 10 frames a second (a poster by the kerb is in view for a quarter of
+    one and needs 2 sure sightings); a fixed camera's dwell rules count seconds: 2 will do."""
+    clip = video(tmp_path / "clip.mp4", seconds=8, fps=25)
     cam: list[str | Path] = ["--camera", camera(tmp_path / "cam.yaml")] if with_camera else []
     result = sw(clip, "--out", tmp_path / "out", "--model", parked_model, *cam,
                 "--start", START.strftime("%Y-%m-%dT%H:%M:%S%z"))
