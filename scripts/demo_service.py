@@ -4,12 +4,15 @@ street photos, wait for the jobs, and show the case candidates it found.
 
     .venv/bin/python scripts/demo_service.py demo-out
 
-Leaves the database in OUT/service (restart with the command it prints).
+Leaves the database in OUT/service (restart with the command it prints). A re-run starts
+from an empty one: feeding the same footage to a database that has its cases would only
+show each case twice.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +31,7 @@ def free_port() -> int:
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "demo-out").resolve()
     data = out / "service"
+    shutil.rmtree(data, ignore_errors=True)
     env = {**os.environ, "STREETWATCH_DATA_DIR": str(data)}
     sw = str(Path(sys.executable).with_name("streetwatch"))
     key = subprocess.run([sw, "keys", "create", "--role", "admin", "--name", "demo"], env=env,
@@ -65,11 +69,14 @@ def main() -> None:
                 print(f"job {job['kind']}: {job['status']}, {job['cases']} case candidate(s)"
                       + (f" ({job['error']})" if job["error"] else ""))
             cases = client.get("/v1/cases", params={"limit": 10}).json()
-            print(f"{cases['total']} case candidate(s) waiting for review:")
-            for case in cases["items"]:
-                place = case["location"] or {}
-                print(f"  {case['category']:<16} {case['confidence']:.2f}  "
-                      f"{place.get('lat', '-')}, {place.get('lon', '-')}  {case['rule']}")
+            shown = cases["items"]
+            print(f"{cases['total']} case candidate(s) waiting for review"
+                  + (f", the first {len(shown)}:" if cases["total"] > len(shown) else ":"))
+            for case in shown:
+                place = case["location"]
+                where = f"{place['lat']:.5f}, {place['lon']:.5f}" if place else "no place"
+                print(f"  {case['category']:<16} {case['confidence']:.2f}  {where}  "
+                      f"{case['rule']}")
     finally:
         server.terminate()
         server.wait(timeout=30)
