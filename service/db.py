@@ -254,8 +254,8 @@ def unsynced_engine(engine: Engine) -> Engine:
     database stays consistent; a later synced commit syncs these too); PostgreSQL:
     ``synchronous_commit=off``. A job's commits waited on the disk for about 7 % of a job
     thread's time in the service's load benchmark."""
-    if engine.dialect.name == "sqlite":
-        relaxed = create_engine(engine.url)
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        relaxed = create_engine(engine.url)  # (an in-memory database is one per engine)
         _pragmas(relaxed, *SQLITE_PRAGMAS, "synchronous=NORMAL")
     elif engine.dialect.name == "postgresql":
         relaxed = create_engine(engine.url, connect_args={
