@@ -100,7 +100,16 @@ def load_model(path: Path, model: type[M], what: str, noun: str = "field") -> M:
     Raises:
         ConfigFileError: as :func:`read_mapping`, or naming the first bad field.
     """
-    content = read_mapping(path, what)
+    return validate_mapping(path, read_mapping(path, what), model, noun)
+
+
+def validate_mapping(path: Path, content: dict[str, object], model: type[M],
+                     noun: str = "field") -> M:
+    """``content``, read from ``path``, as ``model``.
+
+    Raises:
+        ConfigFileError: naming ``path`` and the first bad field.
+    """
     try:
         return model.model_validate(content)
     except ValidationError as exc:

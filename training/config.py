@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from streetwatch.models.files import ConfigFileError, read_mapping, validation_message
+from streetwatch.models.files import ConfigFileError, read_mapping, validate_mapping
 from streetwatch.training.precision import Precision
 
 # ultralytics arguments a config must not set: the wrapper owns them.
@@ -97,7 +97,7 @@ def load_config(path: Path | None) -> TrainConfig:
     if path is None:
         return TrainConfig()
     path = _find(path, None)
-    config = _validated(path, _read_recipe(path, ()))
+    config = validate_mapping(path, _read_recipe(path, ()), TrainConfig)
     owned = sorted(_OWNED & set(config.hyp))
     if owned:
         raise ConfigError(f"{path}: field 'hyp.{owned[0]}' is set by streetwatch, not the config")
@@ -126,16 +126,9 @@ def _read_recipe(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if base_path.resolve() in (*chain, path.resolve()):
         raise ConfigError(f"{path}: field 'extends': {base!r} leads back to this recipe")
     inherited = _read_recipe(base_path, (*chain, path.resolve()))
-    _validated(base_path, inherited)  # a fault in the base is named there
+    validate_mapping(base_path, inherited, TrainConfig)  # a fault in the base is named there
     for section in ("hyp", "augment"):
         mine = content.get(section)
         if isinstance(mine, dict) and isinstance(inherited.get(section), dict):
             content[section] = {**inherited[section], **mine}
     return {**inherited, **content}
-
-
-def _validated(path: Path, content: dict[str, Any]) -> TrainConfig:
-    try:
-        return TrainConfig.model_validate(content)
-    except ValidationError as exc:
-        raise ConfigFileError(f"{path}: {validation_message(exc)}") from None
