@@ -88,6 +88,15 @@ def test_export_int8_register_verify(trained: Path) -> None:
     assert summary["int8"]["speed"]["speedup"] > 0
     assert set(summary["int8"]["ap50_delta"]) <= set(TAXONOMY.keys)
 
+    # the head's DFL softmax runs over the last axis, in both files (parity held above)
+    import onnx
+
+    for name in ("model.onnx", "model.int8.onnx"):
+        nodes = [n for n in onnx.load(str(registry / "tiny/1" / name)).graph.node
+                 if "/dfl/" in n.name and n.op_type in ("Softmax", "Conv", "MatMul")]
+        assert [(n.op_type, [a.i for a in n.attribute if a.name == "axis"]) for n in nodes] \
+            == [("Softmax", [3]), ("MatMul", [])], name
+
     card = Registry(registry).card("tiny:1")
     assert set(card.artefacts) == {"pt", "onnx", "int8"} and card.imgsz == 64
     # the shipped .pt holds the model only (a checkpoint taken mid-run carries optimizer
