@@ -46,8 +46,8 @@ TARGET_FPS = 5.0  # the inference issue's dashcam figure: at least 3x real time 
 
 
 def interleaved(contenders: dict[str, Callable[[], object]], rounds: int,
-                settle_s: float = 0.25) -> dict[str, float]:
-    """Median seconds per call of each contender, alternating them every round. The order
+                settle_s: float = 0.25) -> dict[str, list[float]]:
+    """Seconds of each call of each contender, round by round, alternating them. The order
     turns by one each round, and each call starts ``settle_s`` after the last one ended:
     thread pools spin for a while after a call (onnxruntime's, and the OpenMP threads of
     the torch operations in ultralytics' pre- and post-processing), which
@@ -63,13 +63,23 @@ def interleaved(contenders: dict[str, Callable[[], object]], rounds: int,
             started = time.perf_counter()
             call()
             times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
 
 
-def report(title: str, medians: dict[str, float], unit: str, rounds: int) -> None:
-    print(f"{title}, median of {rounds} interleaved rounds:")
-    for name, seconds in medians.items():
-        print(f"  {name:<38} {seconds * 1000:7.1f} ms  {seconds / medians[unit]:5.2f}x {unit}")
+def report(title: str, times: dict[str, list[float]], unit: str, rounds: int) -> None:
+    """Each contender's median time and its ratio to ``unit``'s: the ratio of the medians,
+    and the median of the ratios within a round (calls a few hundred milliseconds apart,
+    so a change in the machine's load between rounds cancels out), with the share of
+    rounds in which the contender was the faster."""
+    print(f"{title}, median of {rounds} interleaved rounds (ratio of medians; median of "
+          "ratios within a round; rounds faster):")
+    base = statistics.median(times[unit])
+    for name, values in times.items():
+        paired = [a / b for a, b in zip(values, times[unit], strict=True)]
+        faster = sum(a < b for a, b in zip(values, times[unit], strict=True))
+        print(f"  {name:<38} {statistics.median(values) * 1000:7.1f} ms  "
+              f"{statistics.median(values) / base:5.2f}x  {statistics.median(paired):5.2f}x "
+              f"{unit}" + ("" if name == unit else f"  ({faster}/{len(values)} faster)"))
 
 
 def build_model(work: Path, imgsz: int) -> tuple[Path, Path]:
@@ -194,10 +204,11 @@ def main() -> None:
         cameras = [street_frame(1280, 720) for _ in range(4)]
         single = Detector.open(onnx, config=DetectorConfig(batch=1))
         batched = Detector.open(onnx, config=DetectorConfig(batch=4))
-        medians = interleaved({"one call per frame": lambda: single(cameras),
-                               "4 cameras in one call": lambda: batched(cameras)},
-                              max(3, args.rounds // 4))
-        one, four = medians["one call per frame"], medians["4 cameras in one call"]
+        times = interleaved({"one call per frame": lambda: single(cameras),
+                             "4 cameras in one call": lambda: batched(cameras)},
+                            max(3, args.rounds // 4))
+        one, four = (statistics.median(times[k])
+                     for k in ("one call per frame", "4 cameras in one call"))
         print(f"4 camera frames: {one * 250:.1f} ms/frame one at a time, {four * 250:.1f} "
               f"ms/frame batched: {one / four:.2f}x throughput")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -33,7 +33,7 @@ from streetwatch.inference.sources import SourceError, VideoSource, probe_video,
 from streetwatch.inference.types import Detections, Frame, Location
 from streetwatch.models.registry import Registry
 from streetwatch.models.taxonomy import TAXONOMY
-from streetwatch.service.db import AuditEntry, Case, FrameRow, Job, Upload, utcnow
+from streetwatch.service.db import AuditEntry, Base, Case, FrameRow, Job, Upload, utcnow
 from streetwatch.service.events import JobEvents
 from streetwatch.service.state import Metrics
 from streetwatch.service.store import Store
@@ -384,35 +384,56 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
     each with a row for its evidence frame, and the sampled frames, in one transaction;
     with ``update``, extend stored cases (a later sighting merged into them); with
     ``done``, mark the job done in that same transaction: a job is done exactly when its
-    cases are stored."""
+    cases are stored. Whatever the number of cases, it is a few statements: one look-up
+    of the stored ids per table and two flushes, not a look-up and a flush per case."""
+    samples = list(samples)
     with sessions() as session:
+        stored = {case.id: case for case in _rows_in(session, Case, Case.id,
+                                                     [c.id for c in candidates])}
+        new: dict[str, CaseCandidate] = {}
         for candidate in candidates:
-            stored = session.get(Case, candidate.id)
-            if stored is not None:
-                if update:
-                    stored.last_seen = max(stored.last_seen, candidate.last_seen)
-                    stored.places = [p.model_dump() for p in candidate.places]
-                continue
-            session.add(case_row(candidate, job_id))
-            session.flush()  # the case row before its audit row (foreign key)
-            session.add(AuditEntry(case_id=candidate.id, who="streetwatch",
-                                   to_status="pending_review", why=candidate.rule))
+            if candidate.id not in stored:
+                new.setdefault(candidate.id, candidate)  # the first of an id, as stored
+        if update:
+            for candidate in candidates:
+                if (case := stored.get(candidate.id)) is not None:
+                    case.last_seen = max(case.last_seen, candidate.last_seen)
+                    case.places = [p.model_dump() for p in candidate.places]
+        session.add_all([case_row(c, job_id) for c in new.values()])
+        session.flush()  # the case rows before their audit rows (foreign key)
+        session.add_all([AuditEntry(case_id=c.id, who="streetwatch", to_status="pending_review",
+                                    why=c.rule) for c in new.values()])
+        frames: dict[str, FrameRow] = {}
+        for candidate in new.values():
             frame = next((e for e in candidate.evidence if e.kind == "frame"), None)
-            if frame is not None and session.get(FrameRow, frame.sha256) is None:
+            if frame is not None and frame.sha256 not in frames:
                 width, height = candidate.frame_size
-                session.add(FrameRow(
+                frames[frame.sha256] = FrameRow(
                     sha256=frame.sha256, kind="case", job_id=job_id,
                     source_kind=candidate.source.kind, source_id=candidate.source.id,
                     captured_at=candidate.first_seen, width=width, height=height,
-                    model=candidate.model.model_dump()))
-                session.flush()
-        for sample in samples:
-            if session.get(FrameRow, sample.sha256) is None:  # a case's frame stays one
-                session.add(sample)
-                session.flush()
+                    model=candidate.model.model_dump())
+        for sample in samples:  # a case's frame stays one
+            frames.setdefault(sample.sha256, sample)
+        known = {row.sha256 for row in _rows_in(session, FrameRow, FrameRow.sha256,
+                                                list(frames))}
+        session.add_all([row for sha, row in frames.items() if sha not in known])
         if done and job_id is not None:
             finish(session, job_id, "done")
         session.commit()
+
+
+_IN_CHUNK = 500  # values per IN (...): far below any database's limit on parameters
+Row = TypeVar("Row", bound=Base)
+
+
+def _rows_in(session: Session, table: type[Row], column: Any, values: list[str]) -> list[Row]:
+    """The rows of ``table`` whose ``column`` is among ``values``."""
+    rows: list[Row] = []
+    for start in range(0, len(values), _IN_CHUNK):
+        chunk = values[start:start + _IN_CHUNK]
+        rows += session.scalars(select(table).where(column.in_(chunk)))
+    return rows
 
 
 def case_row(candidate: CaseCandidate, job_id: str | None) -> Case:
