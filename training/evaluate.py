@@ -56,6 +56,9 @@ from streetwatch.training.weights import check_weights
 
 MATCH_IOU = 0.5
 KINDS = ("tp", "fp", "miss")
+# Bands of a true box's height as the model sees it (pixels of the letterboxed input): the
+# recall in each shows whether a class is missed for its size or for what it is.
+HEIGHT_BANDS = ((0, 16), (16, 32), (32, 64), (64, math.inf))
 
 
 class EvalError(ValueError):
@@ -78,6 +81,19 @@ class _Counts:
     fp: int = 0
     miss: int = 0
     examples: dict[str, list[_Example]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    # heights of the true boxes, in model-input pixels: found, and missed
+    found_heights: list[float] = field(default_factory=list)
+    missed_heights: list[float] = field(default_factory=list)
+
+    def recall_by_height(self) -> dict[str, dict[str, float | int | None]]:
+        bands: dict[str, dict[str, float | int | None]] = {}
+        for low, high in HEIGHT_BANDS:
+            found = sum(low <= h < high for h in self.found_heights)
+            missed = sum(low <= h < high for h in self.missed_heights)
+            name = f">={low:g}" if high == math.inf else f"{low:g}-{high:g}"
+            bands[name] = {"instances": found + missed,
+                           "recall": round(found / (found + missed), 4) if found + missed else None}
+        return bands
 
 
 def model_imgsz(model: Path) -> int:
@@ -243,9 +259,10 @@ def rejected_boxes(record: ImageRecord) -> npt.NDArray[np.float64]:
     return np.array(boxes, np.float64).reshape(-1, 4)
 
 
-def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict,
-           conf: float) -> tuple[dict[str, _Counts], _Quiet, _Rejected]:
-    """Count TP, FP and misses per class at one operating point, keeping examples; the
+def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict, conf: float,
+           imgsz: int) -> tuple[dict[str, _Counts], _Quiet, _Rejected]:
+    """Count TP, FP and misses per class at one operating point, keeping examples and the
+    heights of the true boxes found and missed (at ``imgsz``, as the model sees them); the
     false alarms of case classes on images that show no violation; and the reviewer-rejected
     boxes that a case-class prediction at ``conf`` overlaps again (IoU >= ``MATCH_IOU``)."""
     counts = {key: _Counts() for key in TAXONOMY.keys}
@@ -264,6 +281,7 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict,
         labels = dataset.labels(record)
         truth = labels.xyxy_pixels(record.width, record.height)
         truth_cls = labels.class_id
+        heights = (truth[:, 3] - truth[:, 1]) * imgsz / max(record.width, record.height)
         if not _CASE_IDS & {int(c) for c in truth_cls}:
             alarms = sum(int(c) in _CASE_IDS for c in classes)
             quiet.images += 1
@@ -275,7 +293,8 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict,
             same = [j for j in range(len(truth)) if truth_cls[j] == classes[i] and j not in used]
             ious = [box_iou(boxes[i], truth[j]) for j in same]
             if ious and max(ious) >= MATCH_IOU:
-                used.add(same[int(np.argmax(ious))])
+                used.add(found := same[int(np.argmax(ious))])
+                counts[key].found_heights.append(float(heights[found]))
                 counts[key].tp += 1
                 counts[key].examples["tp"].append(
                     _Example("tp", key, record, boxes[i], float(scores[i])))
@@ -290,6 +309,7 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict,
         for j in set(range(len(truth))) - used:
             key = TAXONOMY.by_id(int(truth_cls[j])).key
             counts[key].miss += 1
+            counts[key].missed_heights.append(float(heights[j]))
             counts[key].examples["miss"].append(_Example("miss", key, record, truth[j], None))
     return counts, quiet, rejected
 
@@ -370,7 +390,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
             if (plots / source).exists():
                 shutil.copyfile(plots / source, out / target)
         predict = ultralytics_predictor(model, imgsz, conf)
-    counts, quiet, rejected = _match(records, dataset, predict, conf)
+    counts, quiet, rejected = _match(records, dataset, predict, conf, imgsz)
     if examples:
         (out / "examples").mkdir()
     shown: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -390,6 +410,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
         "operating_point": {
             "conf": conf, "iou": MATCH_IOU,
             "classes": {k: {"tp": c.tp, "fp": c.fp, "miss": c.miss} for k, c in counts.items()},
+            "recall_by_height": {k: c.recall_by_height() for k, c in counts.items()},
             "violation_free_images": quiet.summary(),
             "rejected_false_alarms": rejected.summary(),
         },
@@ -401,6 +422,24 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
+
+
+def _height_table(point: dict[str, Any]) -> list[str]:
+    """Recall per class by true box height (model-input pixels), as recall (instances)."""
+    by_height = point.get("recall_by_height")
+    if not by_height:
+        return []
+    bands = list(next(iter(by_height.values())))
+    lines = ["", "Recall by the true box's height in model-input pixels, recall (instances):",
+             "", "| class | " + " | ".join(f"{b} px" for b in bands) + " |",
+             "|---|" + "---:|" * len(bands)]
+    for key, row in by_height.items():
+        if not any(cell["instances"] for cell in row.values()):
+            continue
+        lines.append(f"| {key} | " + " | ".join(
+            "-" if cell["recall"] is None else f"{cell['recall']:.2f} ({cell['instances']})"
+            for cell in row.values()) + " |")
+    return lines
 
 
 def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
@@ -439,6 +478,7 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
             else:
                 cells += f" {other['ap50']:.3f} | {row['ap50'] - other['ap50']:+.3f} |"
         lines.append(cells)
+    lines += _height_table(point)
     quiet = point["violation_free_images"]
     lines += ["", f"On the {quiet['images']} images without a violation, "
               f"{quiet['with_false_alarm']} got a false alarm of a case class "

@@ -105,6 +105,10 @@ def test_repeated_rejected_false_alarms_are_counted_against_the_baseline(
         "images": 2, "boxes": 7, "repeated": 5, "rate": 0.7143}
     # the rejected boxes are background: the confirmed vehicles are all the truth there is
     assert metrics["operating_point"]["classes"]["vehicle"] == {"tp": 4, "fp": 0, "miss": 0}
+    # each vehicle is a quarter of the 64 px image: 16 px tall at the model's 64 px input
+    assert metrics["operating_point"]["recall_by_height"]["vehicle"] == {
+        "0-16": {"instances": 0, "recall": None}, "16-32": {"instances": 4, "recall": 1.0},
+        "32-64": {"instances": 0, "recall": None}, ">=64": {"instances": 0, "recall": None}}
 
     assert ("reviewer-rejected false alarms raised again: 4 of 7 on 2 images (rate 0.5714)"
             in result.output)
@@ -113,6 +117,7 @@ def test_repeated_rejected_false_alarms_are_counted_against_the_baseline(
                 "again (rate 0.5714); the baseline raises 5 (rate 0.7143).")
     assert sentence in report
     assert report.index("On the ") < report.index(sentence)  # after the violation-free one
+    assert "| vehicle | - | 1.00 (4) | - | - |" in report
 
 
 def test_without_feedback_the_block_is_zero_and_nothing_is_said(feedback: Path) -> None:
@@ -155,3 +160,12 @@ def test_a_malformed_rejected_list_is_refused_before_out_is_written(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "m.onnx"]
     with pytest.raises(EvalError, match=r"images/test/t1\.jpg"):
         evaluate(model, data, out)
+
+
+def test_recall_by_height_puts_each_true_box_in_its_band() -> None:
+    from streetwatch.training.evaluate import _Counts
+
+    counts = _Counts(found_heights=[10.0, 20.0, 70.0, 16.0], missed_heights=[12.0, 40.0, 15.9])
+    assert counts.recall_by_height() == {
+        "0-16": {"instances": 3, "recall": 0.3333}, "16-32": {"instances": 2, "recall": 1.0},
+        "32-64": {"instances": 1, "recall": 0.0}, ">=64": {"instances": 1, "recall": 1.0}}
