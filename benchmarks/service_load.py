@@ -85,10 +85,10 @@ def side_by_side_rate(path: Path, card: ModelCard, jpegs: list[bytes], workers: 
 
 
 def served_rate(registry: Registry, jpegs: list[bytes],
-                uploaders: int) -> tuple[float, list[float], float]:
+                uploaders: int) -> tuple[float, list[float], float, float]:
     """Photos per second through ``streetwatch serve`` with ``uploaders`` concurrent
-    clients, each photo's latency from upload to job done, and the server's CPU seconds
-    in that time."""
+    clients, each photo's latency from upload to job done, the server's CPU seconds in that
+    time, and the mean wall time of its detector calls."""
     with tempfile.TemporaryDirectory(prefix="sw-load-") as tmp:
         env = {**os.environ, "STREETWATCH_DATA_DIR": tmp,
                "STREETWATCH_REGISTRY": str(registry.root),
@@ -132,10 +132,23 @@ def served_rate(registry: Registry, jpegs: list[bytes],
                 thread.join()
             served = len(jpegs) / (time.perf_counter() - started)
             cpu = cpu_seconds(server.pid) - cpu
+            with httpx.Client(base_url=base, headers=headers) as client:
+                detector_s = detector_seconds(client.get("/metrics").text)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return served, latencies, cpu
+    return served, latencies, cpu, detector_s
+
+
+def detector_seconds(exposition: str) -> float:
+    """Mean seconds of a detector call in the service, from its Prometheus histogram."""
+    values = {}
+    for line in exposition.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("streetwatch_inference_seconds_sum", "streetwatch_inference_seconds_count"):
+            values[name] = float(value)
+    return values["streetwatch_inference_seconds_sum"] / max(
+        1.0, values["streetwatch_inference_seconds_count"])
 
 
 def main() -> None:
@@ -158,7 +171,7 @@ def main() -> None:
     bare_before, bare_cpu = bare_run(detector, jpegs)
     layout_before = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
 
-    served, latencies, served_cpu = served_rate(registry, jpegs, args.uploaders)
+    served, latencies, served_cpu, detector_s = served_rate(registry, jpegs, args.uploaders)
     # measured before and after the service's run: on a shared machine the load changes
     bare_after = bare_rate(detector, jpegs)
     layout_after = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
@@ -175,6 +188,8 @@ def main() -> None:
     print(f"  CPU per photo: bare {1000 * bare_cpu:.0f} ms, served "
           f"{1000 * served_cpu / len(jpegs):.0f} ms; the service kept {busy:.2f} of "
           f"{cores} cores busy")
+    print(f"  a detector call in the service took {1000 * detector_s:.0f} ms "
+          f"({workers} one-thread detectors side by side)")
 
 
 def report(bare: float, served: float, latencies: list[float]) -> None:
