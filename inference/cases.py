@@ -5,7 +5,8 @@ category when it is the same problem seen again, within ``merge_window_s``: on o
 camera when the boxes overlap by ``merge_iou``; from a moving camera (dashcam, photos)
 when within ``merge_m`` metres by GPS of any place the candidate already holds (its
 ``places``: a row of posters along a street is one case, each poster on the map). Shots
-without a place never merge. Evidence
+without a place never merge (:func:`same_problem`; the service applies it again to the
+cases it has stored, so another upload of the same problem joins its case). Evidence
 files are stored by content (``evidence/<sha256>.jpg``), so a frame shared by several cases
 is stored once and any change to a file is detectable.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -128,6 +130,23 @@ class GridIndex:
         return None
 
 
+MERGE_M = 30.0  # a moving camera's sightings this close are one problem
+MERGE_IOU = 0.3  # a fixed camera's, when their boxes overlap this much
+MERGE_WINDOW_S = 3600.0  # and either only when seen within this long of each other
+
+
+def same_problem(*, fixed_view: bool, box: tuple[float, ...], place: Place | None,
+                 case_box: Sequence[float], case_places: Sequence[Place],
+                 merge_m: float = MERGE_M, merge_iou: float = MERGE_IOU) -> bool:
+    """Whether a sighting (its box, and where it was seen from) is a case's problem again
+    (the category and time are the caller's to check). One camera, one view: the same
+    place is the same pixels. A moving camera: by GPS, to any of the case's places (a row
+    of posters along a street is one case); shots without a place never merge."""
+    if fixed_view:
+        return box_iou(case_box, box) >= merge_iou
+    return place is not None and any(distance_m(place, p) <= merge_m for p in case_places)
+
+
 def distance_m(a: Place, b: Place) -> float:
     """Haversine distance in metres."""
     p1, p2 = math.radians(a.lat), math.radians(b.lat)
@@ -220,9 +239,9 @@ class CaseBuilder:
     source: Source
     grid: GridIndex | None = None
     fixed_location: Place | None = None
-    merge_m: float = 30.0
-    merge_iou: float = 0.3
-    merge_window_s: float = 3600.0
+    merge_m: float = MERGE_M
+    merge_iou: float = MERGE_IOU
+    merge_window_s: float = MERGE_WINDOW_S
     run: str = ""  # names the footage (a job id): two uploads never share a case id
     clips: ClipRecorder | None = None  # when set, each new case gets a short clip too
     # A sighting that matches two open candidates folds the newer into the older; off where
@@ -295,14 +314,10 @@ class CaseBuilder:
         for case in self.candidates:
             if case.category != category or seen - case.last_seen > window:
                 continue
-            if fixed_view:  # one camera, one view: the same place is the same pixels
-                same = box_iou(case.box, box) >= self.merge_iou
-            else:  # a moving camera: by GPS, to any of the case's places (a row of posters
-                # along a street is one case); shots without a place never merge
-                same = place is not None and any(
-                    distance_m(place, p) <= self.merge_m
-                    for p in case.places or ([case.location] if case.location else []))
-            if same:
+            if same_problem(fixed_view=fixed_view, box=box, place=place, case_box=case.box,
+                            case_places=case.places or ([case.location] if case.location
+                                                        else []),
+                            merge_m=self.merge_m, merge_iou=self.merge_iou):
                 found.append(case)
         return found
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -22,7 +23,16 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from streetwatch.inference.cases import CaseBuilder, CaseCandidate, EvidenceStore, ModelRef, Source
+from streetwatch.inference.cases import (
+    MERGE_WINDOW_S,
+    CaseBuilder,
+    CaseCandidate,
+    EvidenceStore,
+    ModelRef,
+    Place,
+    Source,
+    same_problem,
+)
 from streetwatch.inference.clips import ClipRecorder
 from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.geolocate import Lens
@@ -384,16 +394,22 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
     each with a row for its evidence frame, and the sampled frames, in one transaction;
     with ``update``, extend stored cases (a later sighting merged into them); with
     ``done``, mark the job done in that same transaction: a job is done exactly when its
-    cases are stored. Whatever the number of cases, it is a few statements: one look-up
-    of the stored ids per table and two flushes, not a look-up and a flush per case."""
+    cases are stored. A candidate that is an open stored case's problem again (another
+    upload, another vehicle, the same camera after a restart) joins that case instead
+    (:func:`open_case`). Beside those look-ups, it is a few statements for any number of
+    cases: one look-up of the stored ids per table and two flushes."""
     samples = list(samples)
     with sessions() as session:
         stored = {case.id: case for case in _rows_in(session, Case, Case.id,
                                                      [c.id for c in candidates])}
         new: dict[str, CaseCandidate] = {}
         for candidate in candidates:
-            if candidate.id not in stored:
-                new.setdefault(candidate.id, candidate)  # the first of an id, as stored
+            if candidate.id in stored or candidate.id in new:  # the first of an id stays
+                continue
+            if (case := open_case(session, candidate)) is not None:
+                merge_into(session, case, candidate, job_id)
+            else:
+                new[candidate.id] = candidate
         if update:
             for candidate in candidates:
                 if (case := stored.get(candidate.id)) is not None:
@@ -421,6 +437,68 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
         if done and job_id is not None:
             finish(session, job_id, "done")
         session.commit()
+
+
+# Stored cases a new sighting may join: not yet reviewed, or confirmed and on its way to
+# dispatch or dispatched (the city knows; a second case would send it twice). A rejected
+# or closed case does not: the problem seen again is a new case.
+OPEN_STATUSES = ("pending_review", "confirmed", "dispatch_queued", "dispatched")
+# Stored cases are looked up by their first place within this distance of the sighting: a
+# case's places (a row of posters) spread along a street rarely further than this.
+NEARBY_M = 1000.0
+
+
+def open_case(session: Session, candidate: CaseCandidate) -> Case | None:
+    """The oldest open stored case (``OPEN_STATUSES``) of the candidate's category that it
+    is the same problem as (``inference.cases.same_problem``), seen within
+    ``MERGE_WINDOW_S`` of it; from a fixed camera, only that camera's."""
+    window = timedelta(seconds=MERGE_WINDOW_S)
+    query = (select(Case).where(Case.category == candidate.category,
+                                Case.status.in_(OPEN_STATUSES),
+                                Case.last_seen >= candidate.first_seen - window,
+                                Case.first_seen <= candidate.last_seen + window)
+             .order_by(Case.first_seen))
+    fixed_view = candidate.source.kind == "camera"
+    if fixed_view:
+        query = query.where(Case.source_kind == "camera",
+                            Case.source_id == candidate.source.id)
+    elif candidate.places:
+        place = candidate.places[0]
+        dlat = NEARBY_M / 111_320
+        dlon = dlat / max(0.01, math.cos(math.radians(place.lat)))
+        query = query.where(Case.lat.between(place.lat - dlat, place.lat + dlat),
+                            Case.lon.between(place.lon - dlon, place.lon + dlon))
+    else:
+        return None  # shots without a place never merge
+    sightings: list[Place | None] = list(candidate.places) or [None]
+    for case in session.scalars(query):
+        places = [Place(**p) for p in case.places] or (
+            [Place(lat=case.lat, lon=case.lon)] if case.lat is not None and case.lon is not None
+            else [])
+        if any(same_problem(fixed_view=fixed_view, box=candidate.box, place=place,
+                            case_box=case.box, case_places=places)
+               for place in sightings):
+            return case
+    return None
+
+
+def merge_into(session: Session, case: Case, candidate: CaseCandidate,
+               job_id: str | None) -> None:
+    """Extend a stored case by a candidate that is its problem again, with an audit entry
+    naming the candidate (its own evidence stays on disk, unreferenced)."""
+    case.first_seen = min(case.first_seen, candidate.first_seen)
+    case.last_seen = max(case.last_seen, candidate.last_seen)
+    known = list(case.places)
+    case.places = known + [p.model_dump() for p in candidate.places if p.model_dump() not in known]
+    frame = next((e.sha256 for e in candidate.evidence if e.kind == "frame"), None)
+    session.add(AuditEntry(
+        case_id=case.id, who="streetwatch", from_status=case.status, to_status=case.status,
+        why="the same problem seen again", details={
+            "merged": candidate.id, "job": job_id, "source": candidate.source.model_dump(),
+            "first_seen": candidate.first_seen.isoformat(),
+            "last_seen": candidate.last_seen.isoformat(), "frame": frame,
+            "confidence": candidate.confidence}))
+    log.info("candidate %s joins stored case %s", candidate.id, case.id)
 
 
 _IN_CHUNK = 500  # values per IN (...): far below any database's limit on parameters

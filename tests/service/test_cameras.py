@@ -55,6 +55,32 @@ def test_a_running_camera_stores_cases_as_they_fire(client: TestClient,
     assert client.get("/v1/cameras/cam-1", headers=admin).status_code == 404
 
 
+@pytest.mark.timeout(90)
+def test_a_restarted_camera_sees_its_stored_case_again_not_a_new_one(
+        client: TestClient, stream_url: str) -> None:
+    """The worker's memory of open cases goes with it when a camera is stopped (or the
+    service restarts); the ground lock still there joins its stored case."""
+    admin = keys(client, "admin")
+    config = {"location": {"lat": 30.25, "lon": 120.15}, "zones": [ZONE],
+              "rules": {"dwell": [{"class": "ground_lock", "seconds": 0}]}}
+    client.post("/v1/cameras", headers=admin,
+                json={"id": "cam-2", "url": stream_url, "fps": 5, "config": config})
+
+    def trail() -> list[dict[str, object]]:
+        items = client.get("/v1/cases", headers=admin).json()["items"]
+        return [] if not items else list(
+            client.get(f"/v1/cases/{items[0]['id']}/audit", headers=admin).json())
+
+    client.post("/v1/cameras/cam-2/start", headers=admin)
+    assert wait_until(lambda: client.get("/v1/cases", headers=admin).json()["total"] == 1)
+    client.post("/v1/cameras/cam-2/stop", headers=admin)
+    client.post("/v1/cameras/cam-2/start", headers=admin)
+    assert wait_until(lambda: any(e["why"] == "the same problem seen again" for e in trail()),
+                      timeout_s=60)
+    client.post("/v1/cameras/cam-2/stop", headers=admin)
+    assert client.get("/v1/cases", headers=admin).json()["total"] == 1
+
+
 def test_camera_configs_are_checked(client: TestClient) -> None:
     admin = keys(client, "admin")
     bad_zone = {**ZONE, "points": [[0, 0], [2, 0], [1, 1]]}

@@ -231,3 +231,49 @@ def test_time_filters_with_a_zone_compare_the_same_instant(client: TestClient) -
     assert case["first_seen"] == "2026-05-12T01:30:00+00:00"
     job_json = client.get(f"/v1/jobs/{job['job_id']}", headers=reviewer).json()
     assert job_json["created_at"].endswith("+00:00")
+
+
+def test_another_upload_of_an_open_case_joins_it(client: TestClient) -> None:
+    """Two patrols, or the same photo sent twice, report one problem: the later sighting
+    joins the stored case, while it is open and within the merge window and 30 m."""
+    reviewer = keys(client, "reviewer")
+
+    def send(shade: int, taken: str, lat: str, vehicle: str) -> dict[str, object]:
+        job = upload(client, ("shot.jpg", jpeg_taken(shade, taken)), lat=lat, lon="120.15",
+                     vehicle_id=vehicle)
+        assert wait_until(partial(job_done, client, str(job["job_id"]), reviewer))
+        return dict(client.get(f"/v1/jobs/{job['job_id']}", headers=reviewer).json())
+
+    def cases() -> list[dict[str, object]]:
+        return list(client.get("/v1/cases", headers=reviewer).json()["items"])
+
+    first = send(60, "2026:05:12 09:30:00", "30.25", "patrol-1")
+    assert first["cases"] == 1
+    # another vehicle, 11 m north, twenty minutes later: the same ad
+    second = send(70, "2026:05:12 09:50:00", "30.2501", "patrol-2")
+    assert second["cases"] == 0
+    (case,) = cases()
+    assert case["source"] == {"kind": "vehicle", "id": "patrol-1"}
+    assert case["last_seen"] == "2026-05-12T01:50:00+00:00"
+    trail = client.get(f"/v1/cases/{case['id']}/audit", headers=reviewer).json()
+    joined = trail[-1]
+    assert joined["why"] == "the same problem seen again"
+    assert joined["from"] == joined["to"] == "pending_review"
+    assert joined["details"]["job"] == second["id"]
+    assert joined["details"]["source"] == {"kind": "vehicle", "id": "patrol-2"}
+    # 110 m away is another problem; so is the same place two hours later
+    assert send(80, "2026:05:12 09:55:00", "30.251", "patrol-2")["cases"] == 1
+    assert send(90, "2026:05:12 11:55:00", "30.25", "patrol-3")["cases"] == 1
+    assert len(cases()) == 3
+
+    # a confirmed case still takes the sighting (the city has it: a second case would
+    # send it twice); a rejected one does not
+    review = client.post(f"/v1/cases/{case['id']}/review", headers=reviewer,
+                         json={"action": "confirm"})
+    assert review.status_code == 200, review.text
+    assert send(100, "2026:05:12 10:10:00", "30.25", "patrol-4")["cases"] == 0
+    others = [c for c in cases() if c["id"] != case["id"]]
+    near = next(c for c in others if c["first_seen"] == "2026-05-12T01:55:00+00:00")
+    assert client.post(f"/v1/cases/{near['id']}/review", headers=reviewer,
+                       json={"action": "reject", "reason": "false_positive"}).status_code == 200
+    assert send(110, "2026:05:12 09:56:00", "30.251", "patrol-5")["cases"] == 1
