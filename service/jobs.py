@@ -443,6 +443,7 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
 # dispatch or dispatched (the city knows; a second case would send it twice). A rejected
 # or closed case does not: the problem seen again is a new case.
 OPEN_STATUSES = ("pending_review", "confirmed", "dispatch_queued", "dispatched")
+SEEN_AGAIN = "the same problem seen again"  # the audit reason of a sighting that joined a case
 # Stored cases are looked up by their first place within this distance of the sighting: a
 # case's places (a row of posters) spread along a street rarely further than this.
 NEARBY_M = 1000.0
@@ -493,7 +494,7 @@ def merge_into(session: Session, case: Case, candidate: CaseCandidate,
     frame = next((e.sha256 for e in candidate.evidence if e.kind == "frame"), None)
     session.add(AuditEntry(
         case_id=case.id, who="streetwatch", from_status=case.status, to_status=case.status,
-        why="the same problem seen again", details={
+        why=SEEN_AGAIN, details={
             "merged": candidate.id, "job": job_id, "source": candidate.source.model_dump(),
             "first_seen": candidate.first_seen.isoformat(),
             "last_seen": candidate.last_seen.isoformat(), "frame": frame,

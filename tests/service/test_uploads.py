@@ -248,11 +248,11 @@ def test_another_upload_of_an_open_case_joins_it(client: TestClient) -> None:
         return list(client.get("/v1/cases", headers=reviewer).json()["items"])
 
     first = send(60, "2026:05:12 09:30:00", "30.25", "patrol-1")
-    assert first["cases"] == 1
+    assert first["cases"] == 1 and first["joined"] == []
     # another vehicle, 11 m north, twenty minutes later: the same ad
     second = send(70, "2026:05:12 09:50:00", "30.2501", "patrol-2")
-    assert second["cases"] == 0
     (case,) = cases()
+    assert second["cases"] == 0 and second["joined"] == [case["id"]]
     assert case["source"] == {"kind": "vehicle", "id": "patrol-1"}
     assert case["last_seen"] == "2026-05-12T01:50:00+00:00"
     trail = client.get(f"/v1/cases/{case['id']}/audit", headers=reviewer).json()
