@@ -30,13 +30,7 @@ from streetwatch.service.auth import Caller, require
 from streetwatch.service.db import AuditEntry, Case, Job, OutboxEntry, Upload
 from streetwatch.service.dispatch import SIGNATURE_HEADER, verify
 from streetwatch.service.dispatch import payload as dispatch_payload
-from streetwatch.service.jobs import (
-    SEEN_AGAIN,
-    UploadError,
-    check_photo,
-    check_track,
-    check_video,
-)
+from streetwatch.service.jobs import UploadError, check_photo, check_track, check_video
 from streetwatch.service.state import AppState, State
 from streetwatch.service.store import TooLarge
 
@@ -170,13 +164,10 @@ def _job_status(state: AppState, job_id: str) -> dict[str, Any]:
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
         cases = session.scalar(select(func.count()).where(Case.job_id == job_id)) or 0
-        # stored cases its sightings joined instead of making new ones (jobs.open_case)
-        joined = sorted(set(session.scalars(
-            select(AuditEntry.case_id).where(AuditEntry.why == SEEN_AGAIN,
-                                             AuditEntry.details["job"].as_string() == job_id))))
         return {"id": job.id, "kind": job.kind, "status": job.status,
                 "progress": job.progress, "error": job.error, "model": job.model,
-                "cases": cases, "joined": joined, "created_at": job.created_at.isoformat()}
+                "cases": cases, "joined": list(job.joined),
+                "created_at": job.created_at.isoformat()}
 
 
 @dataclass

@@ -486,7 +486,8 @@ def open_case(session: Session, candidate: CaseCandidate) -> Case | None:
 def merge_into(session: Session, case: Case, candidate: CaseCandidate,
                job_id: str | None) -> None:
     """Extend a stored case by a candidate that is its problem again, with an audit entry
-    naming the candidate (its own evidence stays on disk, unreferenced)."""
+    naming the candidate (its own evidence stays on disk, unreferenced), and note the case
+    on the candidate's job."""
     case.first_seen = min(case.first_seen, candidate.first_seen)
     case.last_seen = max(case.last_seen, candidate.last_seen)
     known = list(case.places)
@@ -499,6 +500,9 @@ def merge_into(session: Session, case: Case, candidate: CaseCandidate,
             "first_seen": candidate.first_seen.isoformat(),
             "last_seen": candidate.last_seen.isoformat(), "frame": frame,
             "confidence": candidate.confidence}))
+    if job_id is not None and (job := session.get(Job, job_id)) is not None \
+            and case.id not in job.joined:
+        job.joined = [*job.joined, case.id]
     log.info("candidate %s joins stored case %s", candidate.id, case.id)
 
 
