@@ -98,6 +98,11 @@ class CaseCandidate(BaseModel):
     places: list[Place] = []
     status: Literal["pending_review"] = "pending_review"
 
+    @property
+    def frame(self) -> Evidence | None:
+        """Its evidence frame: the whole picture of the best sighting."""
+        return next((e for e in self.evidence if e.kind == "frame"), None)
+
 
 class GridIndex:
     """Grid cells (单元网格) from a GeoJSON FeatureCollection of polygons; a cell's id is

@@ -421,7 +421,7 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
                                     why=c.rule) for c in new.values()])
         frames: dict[str, FrameRow] = {}
         for candidate in new.values():
-            frame = next((e for e in candidate.evidence if e.kind == "frame"), None)
+            frame = candidate.frame
             if frame is not None and frame.sha256 not in frames:
                 width, height = candidate.frame_size
                 frames[frame.sha256] = FrameRow(
@@ -491,14 +491,16 @@ def merge_into(session: Session, case: Case, candidate: CaseCandidate,
     case.first_seen = min(case.first_seen, candidate.first_seen)
     case.last_seen = max(case.last_seen, candidate.last_seen)
     known = list(case.places)
-    case.places = known + [p.model_dump() for p in candidate.places if p.model_dump() not in known]
-    frame = next((e.sha256 for e in candidate.evidence if e.kind == "frame"), None)
+    case.places = known + [p for p in (q.model_dump() for q in candidate.places)
+                           if p not in known]
+    frame = candidate.frame
     session.add(AuditEntry(
         case_id=case.id, who="streetwatch", from_status=case.status, to_status=case.status,
         why=SEEN_AGAIN, details={
             "merged": candidate.id, "job": job_id, "source": candidate.source.model_dump(),
             "first_seen": candidate.first_seen.isoformat(),
-            "last_seen": candidate.last_seen.isoformat(), "frame": frame,
+            "last_seen": candidate.last_seen.isoformat(),
+            "frame": frame.sha256 if frame else None,
             "confidence": candidate.confidence}))
     if job_id is not None and (job := session.get(Job, job_id)) is not None \
             and case.id not in job.joined:
@@ -531,6 +533,6 @@ def case_row(candidate: CaseCandidate, job_id: str | None) -> Case:
         grid_cell=candidate.grid_cell, box=list(candidate.box),
         places=[p.model_dump() for p in candidate.places],
         confidence=candidate.confidence, detected=candidate.detected,
-        frame=next((e.sha256 for e in candidate.evidence if e.kind == "frame"), None),
+        frame=candidate.frame.sha256 if candidate.frame else None,
         evidence=[e.model_dump() for e in candidate.evidence],
         model=candidate.model.model_dump(), rule=candidate.rule)
