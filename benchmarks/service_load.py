@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -84,11 +84,20 @@ def side_by_side_rate(path: Path, card: ModelCard, jpegs: list[bytes], workers: 
     return len(jpegs) / (time.perf_counter() - started)
 
 
-def served_rate(registry: Registry, jpegs: list[bytes],
-                uploaders: int) -> tuple[float, list[float], float, float]:
+@dataclass
+class Served:
+    """One run through ``streetwatch serve``."""
+
+    rate: float  # photos per second
+    latencies: list[float]  # each photo's, from upload to job done
+    answered: list[float]  # each upload's, from sending to the 202
+    cpu: float  # the server's CPU seconds in the run
+    detector_s: float  # the mean wall time of its detector calls
+
+
+def served_rate(registry: Registry, jpegs: list[bytes], uploaders: int) -> Served:
     """Photos per second through ``streetwatch serve`` with ``uploaders`` concurrent
-    clients, each photo's latency from upload to job done, the server's CPU seconds in that
-    time, and the mean wall time of its detector calls."""
+    clients, and what it cost (see :class:`Served`)."""
     with tempfile.TemporaryDirectory(prefix="sw-load-") as tmp:
         env = {**os.environ, "STREETWATCH_DATA_DIR": tmp,
                "STREETWATCH_REGISTRY": str(registry.root),
@@ -101,6 +110,7 @@ def served_rate(registry: Registry, jpegs: list[bytes],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
         latencies: list[float] = []
+        answered: list[float] = []  # upload -> 202
         try:
             with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
                 while True:
@@ -118,6 +128,7 @@ def served_rate(registry: Registry, jpegs: list[bytes],
                         sent = time.perf_counter()
                         job = client.post("/v1/uploads/photos", files=[
                             ("files", ("p.jpg", data, "image/jpeg"))]).json()["job_id"]
+                        answered.append(time.perf_counter() - sent)
                         while client.get(f"/v1/jobs/{job}", params={"wait": 60}).json()[
                                 "status"] in ("queued", "running"):
                             pass  # long polling: one request waits for the job to end
@@ -137,7 +148,7 @@ def served_rate(registry: Registry, jpegs: list[bytes],
         finally:
             server.terminate()
             server.wait(timeout=30)
-    return served, latencies, cpu, detector_s
+    return Served(served, latencies, answered, cpu, detector_s)
 
 
 def detector_seconds(exposition: str) -> float:
@@ -171,7 +182,8 @@ def main() -> None:
     bare_before, bare_cpu = bare_run(detector, jpegs)
     layout_before = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
 
-    served, latencies, served_cpu, detector_s = served_rate(registry, jpegs, args.uploaders)
+    run = served_rate(registry, jpegs, args.uploaders)
+    served, served_cpu = run.rate, run.cpu
     # measured before and after the service's run: on a shared machine the load changes
     bare_after = bare_rate(detector, jpegs)
     layout_after = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
@@ -179,7 +191,9 @@ def main() -> None:
           f"{workers} job threads")
     print(f"  bare before {bare_before:.2f}, after {bare_after:.2f} photos/s; {workers} "
           f"detectors side by side before {layout_before:.2f}, after {layout_after:.2f}")
-    report((bare_before + bare_after) / 2, served, latencies)
+    report((bare_before + bare_after) / 2, served, run.latencies)
+    print(f"  of which upload -> 202: p50 {percentile(run.answered, 0.5):.3f} s, "
+          f"p95 {percentile(run.answered, 0.95):.3f} s")
     layout = (layout_before + layout_after) / 2
     print(f"  against {workers} bare detectors side by side (the service's layout, "
           f"{layout:.2f} photos/s): {served / layout:.2f}x")
@@ -188,17 +202,20 @@ def main() -> None:
     print(f"  CPU per photo: bare {1000 * bare_cpu:.0f} ms, served "
           f"{1000 * served_cpu / len(jpegs):.0f} ms; the service kept {busy:.2f} of "
           f"{cores} cores busy")
-    print(f"  a detector call in the service took {1000 * detector_s:.0f} ms "
+    print(f"  a detector call in the service took {1000 * run.detector_s:.0f} ms "
           f"({workers} one-thread detectors side by side)")
 
 
 def report(bare: float, served: float, latencies: list[float]) -> None:
-    latencies = sorted(latencies)
-    p95 = latencies[min(len(latencies) - 1, round(0.95 * (len(latencies) - 1)))]
     print(f"  bare detector (decode + detect): {bare:.2f} photos/s")
     print(f"  service end to end:              {served:.2f} photos/s = {served / bare:.2f}x bare")
-    print(f"  latency upload -> job done: p50 {statistics.median(latencies):.2f} s, "
-          f"p95 {p95:.2f} s")
+    print(f"  latency upload -> job done: p50 {percentile(latencies, 0.5):.2f} s, "
+          f"p95 {percentile(latencies, 0.95):.2f} s")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":
