@@ -122,16 +122,20 @@ def _resolve_model(text: str, registry_root: Path | None) -> tuple[Path, str | N
 @click.option("--imgsz", type=int, help="Image size [default: the model's].")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Operating point for the example counts and crops.")
+@click.option("--examples", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Crops per class in the report of each kind (found, false alarms, missed), "
+                   "most confident first; raise it to audit every false alarm.")
 @REGISTRY_OPTION
 def eval_command(model_text: str, data: Path, split: str, out: Path, baseline_text: str | None,
-                 imgsz: int | None, conf: float, registry_root: Path | None) -> None:
+                 imgsz: int | None, conf: float, examples: int,
+                 registry_root: Path | None) -> None:
     """Evaluate a model: metrics.json, confusion matrix, PR curves and a report of examples."""
     try:
         model, ref, kind = _resolve_model(model_text, registry_root)
         baseline, base_ref, base_kind = _resolve_model(baseline_text, registry_root) \
             if baseline_text else (None, None, "")
         metrics = evaluate(model, data, out, split=split, baseline=baseline, imgsz=imgsz,
-                           conf=conf)
+                           conf=conf, examples=examples)
         # Both cards get the evaluation, so the promotion gate can compare them on it.
         for model_ref, model_kind, folder in ((ref, kind, out), (base_ref, base_kind,
                                                                  out / "baseline")):

@@ -495,14 +495,24 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
                          f"(rate {before['rate']:.4f})")
         lines += ["", sentence + "."]
     lines += ["", "![confusion matrix](confusion_matrix.png)", "", "![PR curves](pr_curve.png)"]
+    lines += _examples_section(metrics)
+    return "\n".join(lines) + "\n"
+
+
+def _examples_section(metrics: dict[str, Any]) -> list[str]:
+    """The report's crops, per class and kind, with how many of each there were."""
+    lines: list[str] = []
     titles = {"tp": "found", "fp": "false alarms", "miss": "missed"}
     for key, kinds in metrics["examples"].items():
         if not any(kinds.values()):
             continue
         lines += ["", f"## {key}", ""]
+        counted = metrics["operating_point"]["classes"][key]
         for kind in KINDS:
             if kinds[kind]:
-                lines.append(f"**{titles[kind]}**")
+                total = counted[kind]
+                lines.append(f"**{titles[kind]}** ({len(kinds[kind])} of {total}"
+                             f"{', most confident first' if kind != 'miss' else ''})")
                 lines.append("")
                 for e in kinds[kind]:
                     caption = e["image"] + (f" ({e['confidence']:.2f})" if e["confidence"] else "")
@@ -510,4 +520,4 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
                         caption += f", {e['detail']}"
                     lines.append(f"![{caption}]({e['file']}) ")
                 lines.append("")
-    return "\n".join(lines) + "\n"
+    return lines

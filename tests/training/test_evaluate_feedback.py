@@ -169,3 +169,31 @@ def test_recall_by_height_puts_each_true_box_in_its_band() -> None:
     assert counts.recall_by_height() == {
         "0-16": {"instances": 3, "recall": 0.3333}, "16-32": {"instances": 2, "recall": 1.0},
         "32-64": {"instances": 1, "recall": 0.0}, ">=64": {"instances": 1, "recall": 1.0}}
+
+
+def test_examples_sets_how_many_crops_the_report_shows(feedback: Path) -> None:
+    counted = {}
+    for n in (0, 1, 50):
+        out = feedback / f"eval-examples-{n}"
+        result = _eval("--model", feedback / "candidate.onnx", "--data", feedback / "data",
+                       "--examples", str(n), "--out", out)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads((out / "metrics.json").read_text())
+        counted = metrics["operating_point"]["classes"]
+        crops = sorted(p.name for p in (out / "examples").iterdir()) \
+            if (out / "examples").exists() else []
+        for key, kinds in counted.items():
+            for kind, total in kinds.items():
+                shown = [c for c in crops if c.startswith(f"{key}_{kind}_")]
+                assert len(shown) == min(n, total), (n, key, kind)
+        report = (out / "report.md").read_text()
+        for key, kinds in counted.items():
+            if n == 1 and kinds["fp"]:
+                assert (f"## {key}\n\n**found** (1 of {kinds['tp']}, most confident first)"
+                        in report) or not kinds["tp"]
+                assert f"**false alarms** (1 of {kinds['fp']}, most confident first)" in report
+    assert max(k["fp"] for k in counted.values()) > 1  # the cap was tested on something
+    result = _eval("--model", feedback / "candidate.onnx", "--data", feedback / "data",
+                   "--examples", "-1", "--out", feedback / "eval-examples-bad")
+    assert result.exit_code == 2
+    assert "--examples" in result.output
