@@ -1,31 +1,35 @@
 """Service throughput under concurrent uploads, against the bare detector on the same images.
 
-    .venv/bin/python benchmarks/service_load.py [--uploaders 4] [--photos 48]
+    .venv/bin/python benchmarks/service_load.py [--uploaders 4] [--photos 48] [--rounds 3]
 
-Starts ``streetwatch serve`` on a temporary SQLite database with the promoted model, has K
-threads upload generated 1280x720 street photos one per request (each then waits for its
-job with one long-polling request), and waits for every job. Prints photos per second end
-to end (upload, store, queue, detect, write cases) against the bare ``Detector`` on the same
-decoded images, measured in the same run (the mean of one pass before and one after the
-service's), and the p50/p95 latency from upload to job done. The bare detector is one
-call at a time with the default settings (every core); the service runs one detector per
-job thread (``STREETWATCH_WORKERS``), so it is also compared with that many bare
-detectors side by side. Beside the rates it prints the CPU time each photo costs, bare and
-served (the server process's user + system time, from /proc), and how many cores the
-service kept busy: with every core busy only less work per photo is faster; with cores
-idle, the service is waiting (disk syncs, locks) and more overlap would be.
+Starts ``streetwatch serve`` on a temporary SQLite database with the promoted model, and in
+each round has K threads upload generated 1280x720 street photos one per request (each then
+waits for its job with one long-polling request) until every job is done. Each round
+measures photos per second end to end (upload, store, queue, detect, write cases) against
+the bare ``Detector`` on the same decoded images, passed before and after the service's
+pass, so a ratio compares runs seconds apart: this shared machine's speed drifts by tens of
+percent within minutes, and one ratio of two separate runs is mostly that drift. It prints
+every round's ratio and their median, and the p50/p95 latency from upload to job done. The
+bare detector is one call at a time with the default settings (every core); the service
+runs one detector per job thread (``STREETWATCH_WORKERS``), so it is also compared with
+that many bare detectors side by side. Beside the rates it prints the CPU time each photo
+costs, bare and served (the server process's user + system time, from /proc), and how many
+cores the service kept busy: with every core busy only less work per photo is faster; with
+cores idle, the service is waiting (disk syncs, locks) and more overlap would be.
 """
-
 from __future__ import annotations
 
 import argparse
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,33 +90,40 @@ def side_by_side_rate(path: Path, card: ModelCard, jpegs: list[bytes], workers: 
 
 @dataclass
 class Served:
-    """One run through ``streetwatch serve``."""
+    """One pass through ``streetwatch serve``."""
 
     rate: float  # photos per second
     latencies: list[float]  # each photo's, from upload to job done
     answered: list[float]  # each upload's, from sending to the 202
-    cpu: float  # the server's CPU seconds in the run
-    detector_s: float  # the mean wall time of its detector calls
+    cpu: float  # the server's CPU seconds in the pass
+    detector_s: float  # the mean wall time of its detector calls in the pass
 
 
-def served_rate(registry: Registry, jpegs: list[bytes], uploaders: int) -> Served:
-    """Photos per second through ``streetwatch serve`` with ``uploaders`` concurrent
-    clients, and what it cost (see :class:`Served`)."""
+@dataclass
+class Server:
+    """A running ``streetwatch serve`` and how to call it."""
+
+    process: subprocess.Popen[bytes]
+    base: str
+    headers: dict[str, str]
+
+
+@contextmanager
+def serving(registry: Registry, queue_limit: int) -> Iterator[Server]:
+    """``streetwatch serve`` on a temporary SQLite database with the promoted model."""
     with tempfile.TemporaryDirectory(prefix="sw-load-") as tmp:
         env = {**os.environ, "STREETWATCH_DATA_DIR": tmp,
                "STREETWATCH_REGISTRY": str(registry.root),
-               "STREETWATCH_QUEUE_LIMIT": str(len(jpegs) + 1)}
+               "STREETWATCH_QUEUE_LIMIT": str(queue_limit)}
         sw = str(Path(sys.executable).with_name("streetwatch"))
         key = subprocess.run([sw, "keys", "create", "--role", "admin"], env=env, check=True,
                              capture_output=True, text=True).stdout.strip()
         port = free_port()
-        server = subprocess.Popen([sw, "serve", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
-        latencies: list[float] = []
-        answered: list[float] = []  # upload -> 202
+        process = subprocess.Popen([sw, "serve", "--port", str(port)], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = Server(process, f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"})
         try:
-            with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
+            with httpx.Client(base_url=server.base, headers=server.headers) as client:
                 while True:
                     try:
                         client.get("/healthz")
@@ -121,96 +132,123 @@ def served_rate(registry: Registry, jpegs: list[bytes], uploaders: int) -> Serve
                         time.sleep(0.2)
                 if client.get("/readyz").status_code != 200:
                     raise SystemExit(f"service not ready: {client.get('/readyz').json()}")
-
-            def uploader(share: list[bytes]) -> None:
-                with httpx.Client(base_url=base, headers=headers, timeout=120) as client:
-                    for data in share:
-                        sent = time.perf_counter()
-                        job = client.post("/v1/uploads/photos", files=[
-                            ("files", ("p.jpg", data, "image/jpeg"))]).json()["job_id"]
-                        answered.append(time.perf_counter() - sent)
-                        while client.get(f"/v1/jobs/{job}", params={"wait": 60}).json()[
-                                "status"] in ("queued", "running"):
-                            pass  # long polling: one request waits for the job to end
-                        latencies.append(time.perf_counter() - sent)
-
-            started, cpu = time.perf_counter(), cpu_seconds(server.pid)
-            threads = [threading.Thread(target=uploader, args=(jpegs[k::uploaders],))
-                       for k in range(uploaders)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-            served = len(jpegs) / (time.perf_counter() - started)
-            cpu = cpu_seconds(server.pid) - cpu
-            with httpx.Client(base_url=base, headers=headers) as client:
-                detector_s = detector_seconds(client.get("/metrics").text)
+            yield server
         finally:
-            server.terminate()
-            server.wait(timeout=30)
-    return Served(served, latencies, answered, cpu, detector_s)
+            process.terminate()
+            process.wait(timeout=30)
 
 
-def detector_seconds(exposition: str) -> float:
-    """Mean seconds of a detector call in the service, from its Prometheus histogram."""
+def served_pass(server: Server, jpegs: list[bytes], uploaders: int) -> Served:
+    """Photos per second through the service with ``uploaders`` concurrent clients, each
+    uploading one photo per request and waiting for its job with one long-polling request,
+    and what it cost (see :class:`Served`)."""
+    latencies: list[float] = []
+    answered: list[float] = []  # upload -> 202
+
+    def uploader(share: list[bytes]) -> None:
+        with httpx.Client(base_url=server.base, headers=server.headers, timeout=120) as client:
+            for data in share:
+                sent = time.perf_counter()
+                job = client.post("/v1/uploads/photos", files=[
+                    ("files", ("p.jpg", data, "image/jpeg"))]).json()["job_id"]
+                answered.append(time.perf_counter() - sent)
+                while client.get(f"/v1/jobs/{job}", params={"wait": 60}).json()[
+                        "status"] in ("queued", "running"):
+                    pass  # long polling: one request waits for the job to end
+                latencies.append(time.perf_counter() - sent)
+
+    with httpx.Client(base_url=server.base, headers=server.headers) as client:
+        calls_before = detector_calls(client.get("/metrics").text)
+        started, cpu = time.perf_counter(), cpu_seconds(server.process.pid)
+        threads = [threading.Thread(target=uploader, args=(jpegs[k::uploaders],))
+                   for k in range(uploaders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        rate = len(jpegs) / (time.perf_counter() - started)
+        cpu = cpu_seconds(server.process.pid) - cpu
+        calls_after = detector_calls(client.get("/metrics").text)
+    seconds, count = (a - b for a, b in zip(calls_after, calls_before, strict=True))
+    return Served(rate, latencies, answered, cpu, seconds / max(1.0, count))
+
+
+def detector_calls(exposition: str) -> tuple[float, float]:
+    """Seconds spent in detector calls so far, and how many, from the service's Prometheus
+    histogram."""
     values = {}
     for line in exposition.splitlines():
         name, _, value = line.partition(" ")
         if name in ("streetwatch_inference_seconds_sum", "streetwatch_inference_seconds_count"):
             values[name] = float(value)
-    return values["streetwatch_inference_seconds_sum"] / max(
-        1.0, values["streetwatch_inference_seconds_count"])
+    return (values["streetwatch_inference_seconds_sum"],
+            values["streetwatch_inference_seconds_count"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploaders", type=int, default=4)
-    parser.add_argument("--photos", type=int, default=48)
+    parser.add_argument("--photos", type=int, default=48, help="per round")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
     registry = Registry(Path(os.environ.get("STREETWATCH_REGISTRY", default_registry_root())))
     ref = registry.promoted()  # what the service serves
     assert ref, f"no model promoted in {registry.root}"
     card = registry.card(ref)
-    images = [generate_image(1000 + i, "dashcam" if i % 2 else "cctv", (1280, 720)).image
-              for i in range(args.photos)]
-    jpegs = [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-             for image in images]
-
-    detector = Detector.open(registry.artefact_path(card, "onnx"), card)
+    onnx = registry.artefact_path(card, "onnx")
+    detector = Detector.open(onnx, card)
     workers = Settings.from_env().workers  # what the service will run, from the same env
-    bare_before, bare_cpu = bare_run(detector, jpegs)
-    layout_before = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
-
-    run = served_rate(registry, jpegs, args.uploaders)
-    served, served_cpu = run.rate, run.cpu
-    # measured before and after the service's run: on a shared machine the load changes
-    bare_after = bare_rate(detector, jpegs)
-    layout_after = side_by_side_rate(registry.artefact_path(card, "onnx"), card, jpegs, workers)
-    print(f"model {ref}, {args.photos} photos 1280x720, {args.uploaders} concurrent uploaders, "
-          f"{workers} job threads")
-    print(f"  bare before {bare_before:.2f}, after {bare_after:.2f} photos/s; {workers} "
-          f"detectors side by side before {layout_before:.2f}, after {layout_after:.2f}")
-    report((bare_before + bare_after) / 2, served, run.latencies)
-    print(f"  of which upload -> 202: p50 {percentile(run.answered, 0.5):.3f} s, "
-          f"p95 {percentile(run.answered, 0.95):.3f} s")
-    layout = (layout_before + layout_after) / 2
-    print(f"  against {workers} bare detectors side by side (the service's layout, "
-          f"{layout:.2f} photos/s): {served / layout:.2f}x")
     cores = os.cpu_count() or 1
-    busy = served_cpu * served / len(jpegs)  # CPU seconds per wall second
-    print(f"  CPU per photo: bare {1000 * bare_cpu:.0f} ms, served "
-          f"{1000 * served_cpu / len(jpegs):.0f} ms; the service kept {busy:.2f} of "
-          f"{cores} cores busy")
-    print(f"  a detector call in the service took {1000 * run.detector_s:.0f} ms "
+    print(f"model {ref}, {args.rounds} rounds of {args.photos} photos 1280x720, "
+          f"{args.uploaders} concurrent uploaders, {workers} job threads")
+    print("  round: bare, side by side, served photos/s; served against bare and side by side")
+    # each round has photos of its own: the same photos again would join the cases
+    # the last round stored instead of making new ones, which is less work
+    rounds = [photos(1000 + (r + 1) * args.photos, args.photos) for r in range(args.rounds)]
+    ratios, layouts, runs, bare_cpus = [], [], [], []
+    with serving(registry, queue_limit=args.photos + 1) as server:
+        served_pass(server, photos(1000, 2), 2)  # loads the service's detectors
+        for number, jpegs in enumerate(rounds, start=1):
+            # bare before and after the service's pass: on a shared machine the load changes
+            before, bare_cpu = bare_run(detector, jpegs)
+            layout = side_by_side_rate(onnx, card, jpegs, workers)
+            run = served_pass(server, jpegs, args.uploaders)
+            bare = (before + bare_rate(detector, jpegs)) / 2
+            layout = (layout + side_by_side_rate(onnx, card, jpegs, workers)) / 2
+            ratios.append(run.rate / bare)
+            layouts.append(run.rate / layout)
+            runs.append(run)
+            bare_cpus.append(bare_cpu)
+            print(f"  {number}: {bare:.2f}, {layout:.2f}, {run.rate:.2f}; "
+                  f"{run.rate / bare:.2f}x, {run.rate / layout:.2f}x")
+    latencies = [t for run in runs for t in run.latencies]
+    answered = [t for run in runs for t in run.answered]
+    count = args.photos * len(runs)
+    served_cpu = sum(run.cpu for run in runs)
+    busy = statistics.median(run.cpu * run.rate / args.photos for run in runs)
+    print(f"  service end to end against the bare detector (decode + detect, one call at a "
+          f"time, every core): median {statistics.median(ratios):.2f}x "
+          f"(rounds {min(ratios):.2f}-{max(ratios):.2f}x)")
+    print(f"  against {workers} bare detectors side by side (the service's layout): median "
+          f"{statistics.median(layouts):.2f}x")
+    print(f"  latency upload -> job done: p50 {percentile(latencies, 0.5):.2f} s, "
+          f"p95 {percentile(latencies, 0.95):.2f} s; of which upload -> 202: "
+          f"p50 {percentile(answered, 0.5):.3f} s, p95 {percentile(answered, 0.95):.3f} s")
+    print(f"  CPU per photo: bare {1000 * statistics.median(bare_cpus):.0f} ms, served "
+          f"{1000 * served_cpu / count:.0f} ms; the service kept {busy:.2f} of {cores} "
+          f"cores busy")
+    print(f"  a detector call in the service took "
+          f"{1000 * statistics.median(run.detector_s for run in runs):.0f} ms "
           f"({workers} one-thread detectors side by side)")
 
 
-def report(bare: float, served: float, latencies: list[float]) -> None:
-    print(f"  bare detector (decode + detect): {bare:.2f} photos/s")
-    print(f"  service end to end:              {served:.2f} photos/s = {served / bare:.2f}x bare")
-    print(f"  latency upload -> job done: p50 {percentile(latencies, 0.5):.2f} s, "
-          f"p95 {percentile(latencies, 0.95):.2f} s")
+def photos(seed: int, count: int) -> list[bytes]:
+    """``count`` generated 1280x720 street photos as JPEG, CCTV and dashcam in turn."""
+    images = [generate_image(seed + i, "dashcam" if i % 2 else "cctv", (1280, 720)).image
+              for i in range(count)]
+    return [cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+            for image in images]
 
 
 def percentile(values: list[float], share: float) -> float:
