@@ -17,6 +17,7 @@ costs, bare and served (the server process's user + system time, from /proc), an
 cores the service kept busy: with every core busy only less work per photo is faster; with
 cores idle, the service is waiting (disk syncs, locks) and more overlap would be.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -211,11 +212,11 @@ def main() -> None:
         served_pass(server, photos(1000, 2), 2)  # loads the service's detectors
         for number, jpegs in enumerate(rounds, start=1):
             # bare before and after the service's pass: on a shared machine the load changes
-            before, bare_cpu = bare_run(detector, jpegs)
-            layout = side_by_side_rate(onnx, card, jpegs, workers)
+            bare_before, bare_cpu = bare_run(detector, jpegs)
+            layout_before = side_by_side_rate(onnx, card, jpegs, workers)
             run = served_pass(server, jpegs, args.uploaders)
-            bare = (before + bare_rate(detector, jpegs)) / 2
-            layout = (layout + side_by_side_rate(onnx, card, jpegs, workers)) / 2
+            bare = (bare_before + bare_rate(detector, jpegs)) / 2
+            layout = (layout_before + side_by_side_rate(onnx, card, jpegs, workers)) / 2
             ratios.append(run.rate / bare)
             layouts.append(run.rate / layout)
             runs.append(run)
