@@ -12,8 +12,10 @@ softmax runs over the last axis: the same numbers, 5 % less time per frame.
 INT8 uses onnxruntime's static QDQ quantization, calibrated on dataset images letterboxed
 exactly as the detector feeds them. The detection head's decoding (DFL softmax, box
 arithmetic, class sigmoid, concatenation of coordinates in pixels with scores in 0..1) stays
-in float: one scale for both would wipe out the scores. Convolutions, where the time goes,
-are all quantized.
+in float: one scale for both would wipe out the scores. Everything before it is quantized,
+the head's box and class branches (``cv2.*``, ``cv3.*``: convolutions and their SiLUs)
+included: with those SiLUs in float, each of the head's 15 activations paid a dequantize and
+a quantize, and INT8 ran at 1.39x FP32's speed instead of 1.64x (AVX512-VNNI, 2 threads).
 """
 
 from __future__ import annotations
@@ -259,8 +261,12 @@ def _read(path: Path) -> npt.NDArray[np.uint8]:
     return np.asarray(image, np.uint8)
 
 
+HEAD_BRANCHES = ("cv2.", "cv3.")  # the head's box and class branches: plain conv stacks
+
+
 def _float_head_nodes(model_path: Path) -> list[str]:
-    """Nodes of the detection head's decoding, which INT8 would ruin (see module doc)."""
+    """Nodes of the detection head's decoding, which INT8 would ruin (see module doc): all
+    of the head's nodes (``/model.23/...``) outside its conv branches, and the DFL."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
@@ -268,9 +274,10 @@ def _float_head_nodes(model_path: Path) -> list[str]:
     head = convs[-1].name.split("/")[1] if convs and convs[-1].name.count("/") >= 2 else None
     keep_float = []
     for node in graph.node:
-        in_head = head is not None and node.name.split("/")[1:2] == [head]
-        is_dfl = "/dfl/" in node.name
-        if (in_head and node.op_type != "Conv") or is_dfl:
+        parts = node.name.split("/")
+        in_head = head is not None and parts[1:2] == [head]
+        in_branch = len(parts) > 3 and parts[2].startswith(HEAD_BRANCHES)
+        if (in_head and not in_branch) or "/dfl/" in node.name:
             keep_float.append(node.name)
     return keep_float
 

@@ -97,6 +97,16 @@ def test_export_int8_register_verify(trained: Path) -> None:
         assert [(n.op_type, [a.i for a in n.attribute if a.name == "axis"]) for n in nodes] \
             == [("Softmax", [3]), ("MatMul", [])], name
 
+    # INT8: the head's conv branches run quantized, SiLUs included; its decoding stays float
+    graph = onnx.load(str(registry / "tiny/1/model.int8.onnx")).graph
+    consumers = {name: n.op_type for n in graph.node for name in n.input}
+    head_sigmoids = {n.name: consumers.get(n.output[0]) for n in graph.node
+                     if n.op_type == "Sigmoid" and n.name.startswith("/model.23/")}
+    branch = {k: v for k, v in head_sigmoids.items() if "/cv2." in k or "/cv3." in k}
+    decoding = {k: v for k, v in head_sigmoids.items() if k not in branch}
+    assert branch and set(branch.values()) == {"QuantizeLinear"}, branch
+    assert decoding and "QuantizeLinear" not in decoding.values(), decoding
+
     card = Registry(registry).card("tiny:1")
     assert set(card.artefacts) == {"pt", "onnx", "int8"} and card.imgsz == 64
     # the shipped .pt holds the model only (a checkpoint taken mid-run carries optimizer
