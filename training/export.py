@@ -15,7 +15,7 @@ arithmetic, class sigmoid, concatenation of coordinates in pixels with scores in
 in float: one scale for both would wipe out the scores. Everything before it is quantized,
 the head's box and class branches (``cv2.*``, ``cv3.*``: convolutions and their SiLUs)
 included: with those SiLUs in float, each of the head's 15 activations paid a dequantize and
-a quantize, and INT8 ran at 1.39x FP32's speed instead of 1.64x (AVX512-VNNI, 2 threads).
+a quantize, and INT8 ran 3-19 % slower (three interleaved runs, AVX512-VNNI, 2 threads).
 """
 
 from __future__ import annotations
