@@ -266,7 +266,8 @@ HEAD_BRANCHES = ("cv2.", "cv3.")  # the head's box and class branches: plain con
 
 def _float_head_nodes(model_path: Path) -> list[str]:
     """Nodes of the detection head's decoding, which INT8 would ruin (see module doc): all
-    of the head's nodes (``/model.23/...``) outside its conv branches, and the DFL."""
+    of the head's nodes (the last conv's module, ``/model.23/...`` in yolo11) outside its
+    conv branches, and the DFL."""
     import onnx
 
     graph = onnx.load(str(model_path)).graph
