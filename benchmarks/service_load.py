@@ -15,7 +15,9 @@ runs one detector per job thread (``STREETWATCH_WORKERS``), so it is also compar
 that many bare detectors side by side. Beside the rates it prints the CPU time each photo
 costs, bare and served (the server process's user + system time, from /proc), and how many
 cores the service kept busy: with every core busy only less work per photo is faster; with
-cores idle, the service is waiting (disk syncs, locks) and more overlap would be.
+cores idle, the service is waiting (disk syncs, locks) and more overlap would be. The
+uploaders run on the same cores (their CPU per photo is printed too): the served rate pays
+for them, the bare one does not.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ class Served:
     latencies: list[float]  # each photo's, from upload to job done
     answered: list[float]  # each upload's, from sending to the 202
     cpu: float  # the server's CPU seconds in the pass
+    client_cpu: float  # the uploaders' CPU seconds in the pass (this process, same cores)
     detector_s: float  # the mean wall time of its detector calls in the pass
 
 
@@ -161,6 +164,7 @@ def served_pass(server: Server, jpegs: list[bytes], uploaders: int) -> Served:
     with httpx.Client(base_url=server.base, headers=server.headers) as client:
         calls_before = detector_calls(client.get("/metrics").text)
         started, cpu = time.perf_counter(), cpu_seconds(server.process.pid)
+        client_cpu = time.process_time()
         threads = [threading.Thread(target=uploader, args=(jpegs[k::uploaders],))
                    for k in range(uploaders)]
         for thread in threads:
@@ -169,9 +173,10 @@ def served_pass(server: Server, jpegs: list[bytes], uploaders: int) -> Served:
             thread.join()
         rate = len(jpegs) / (time.perf_counter() - started)
         cpu = cpu_seconds(server.process.pid) - cpu
+        client_cpu = time.process_time() - client_cpu
         calls_after = detector_calls(client.get("/metrics").text)
     seconds, count = (a - b for a, b in zip(calls_after, calls_before, strict=True))
-    return Served(rate, latencies, answered, cpu, seconds / max(1.0, count))
+    return Served(rate, latencies, answered, cpu, client_cpu, seconds / max(1.0, count))
 
 
 def detector_calls(exposition: str) -> tuple[float, float]:
@@ -238,7 +243,8 @@ def main() -> None:
           f"p50 {percentile(answered, 0.5):.3f} s, p95 {percentile(answered, 0.95):.3f} s")
     print(f"  CPU per photo: bare {1000 * statistics.median(bare_cpus):.0f} ms, served "
           f"{1000 * served_cpu / count:.0f} ms; the service kept {busy:.2f} of {cores} "
-          f"cores busy")
+          f"cores busy; the uploaders, on the same cores, took "
+          f"{1000 * sum(run.client_cpu for run in runs) / count:.0f} ms a photo")
     print(f"  a detector call in the service took "
           f"{1000 * statistics.median(run.detector_s for run in runs):.0f} ms "
           f"({workers} one-thread detectors side by side)")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -180,7 +181,8 @@ class EvidenceStore:
         """A frame's whole picture: its original file's bytes when it has one (see
         :class:`Frame`), else its pixels encoded."""
         if frame.original is not None:
-            return self._write(frame.original.read_bytes(), ".jpg", "frame")
+            return self._write(frame.original.read_bytes(), ".jpg", "frame",
+                               linkable=frame.original)
         return self.put(frame.image, "frame")
 
     def put_clip(self, data: bytes) -> Evidence:
@@ -194,15 +196,25 @@ class EvidenceStore:
         return self._write(encoded.tobytes(), ".jpg", kind)
 
     def _write(self, data: bytes, suffix: str,
-               kind: Literal["annotated", "crop", "frame", "clip"]) -> Evidence:
+               kind: Literal["annotated", "crop", "frame", "clip"],
+               linkable: Path | None = None) -> Evidence:
+        """Store ``data`` under its hash; when it is the whole of an immutable file
+        (``linkable``, e.g. an upload in the service's content-addressed store), as a hard
+        link to that file where the file system allows: one copy on disk, and either name
+        may be deleted (retention prunes uploads) without touching the other."""
         import hashlib
 
         digest = hashlib.sha256(data).hexdigest()
         path = self.root / f"{digest}{suffix}"
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
+            tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # two writers never share one
+            try:
+                if linkable is None:
+                    raise OSError("nothing to link")
+                os.link(linkable, tmp)
+            except OSError:  # another file system, or links not allowed: a copy
+                tmp.write_bytes(data)
             tmp.replace(path)
         return Evidence(kind=kind, path=f"{self.root.name}/{path.name}", sha256=digest)
 
@@ -235,6 +247,15 @@ def crop(image: BGRImage, box: tuple[float, ...], margin: float = 0.25) -> BGRIm
     return np.ascontiguousarray(image[top:bottom, left:right])
 
 
+def box_evidence(store: EvidenceStore, image: BGRImage, box: tuple[float, ...],
+                 category: str, confidence: float, *, annotate: bool = True) -> list[Evidence]:
+    """The evidence of one box on a picture: with ``annotate``, the whole picture with the
+    box and its label drawn, and the crop of the box with some context around it."""
+    drawn = [store.put(draw_box(image, box, category, confidence), "annotated")] \
+        if annotate else []
+    return [*drawn, store.put(crop(image, box), "crop")]
+
+
 @dataclass
 class CaseBuilder:
     """Turns firings into candidates, merging repeats (see the module docstring)."""
@@ -252,6 +273,10 @@ class CaseBuilder:
     # A sighting that matches two open candidates folds the newer into the older; off where
     # candidates are published as they are made (a stream's are stored at once).
     fold: bool = True
+    # Whether each candidate gets the whole frame with its box drawn. The service leaves it
+    # out: most candidates are rejected or merged, its reviewer page draws the box over the
+    # frame, and a confirmed case gets its drawing then, of the box and class as reviewed.
+    annotate: bool = True
     candidates: list[CaseCandidate] = field(default_factory=list)
 
     def see(self, frame: Frame) -> None:
@@ -288,9 +313,8 @@ class CaseBuilder:
             return None
         key = (f"{self.run + ':' if self.run else ''}{self.source.kind}:{self.source.id}:"
                f"{category}:{track.first_seen.isoformat()}:{track.tracker_id}")
-        annotated = draw_box(best.image, box, category, observation.confidence)
-        evidence = [self.evidence.put(annotated, "annotated"),
-                    self.evidence.put(crop(best.image, box), "crop"),
+        evidence = [*box_evidence(self.evidence, best.image, box, category,
+                                  observation.confidence, annotate=self.annotate),
                     self.evidence.put_frame(best)]
         clip = self.clips.clip(track, category) if self.clips is not None else None
         if clip is not None:

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -127,6 +128,9 @@ class Registry:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        # registry.json as last read, by the (inode, mtime, size) it had: it is only ever
+        # replaced whole (``atomic_write_text``), so a new promotion changes the key
+        self._read: tuple[tuple[int, int, int], dict[str, Any]] | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -177,15 +181,23 @@ class Registry:
         return list(self._state().get("history", []))
 
     def _state(self) -> dict[str, list[dict[str, str]]]:
+        """The promotion history file, read again only when it has changed on disk (the
+        service asks before every job)."""
         path = self.root / REGISTRY_JSON
-        if not path.exists():
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
             return {}
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._read is not None and self._read[0] == key:
+            return self._read[1]
         try:
             content = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise RegistryError(f"{path}: not valid JSON ({exc})") from None
         if not isinstance(content, dict) or not isinstance(content.get("history", []), list):
             raise RegistryError(f"{path}: expected {{\"history\": [...]}}")
+        self._read = (key, content)
         return content
 
     # -- writing ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import re
 import time
 import uuid
@@ -16,12 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import cv2
+import numpy as np
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Select, func, select
 from starlette.concurrency import run_in_threadpool
 
+from streetwatch.inference.cases import EvidenceStore, box_evidence
 from streetwatch.inference.geolocate import Lens
 from streetwatch.inference.rules import DEFAULT_FPS_MOVING
 from streetwatch.models.files import validation_message
@@ -35,6 +39,7 @@ from streetwatch.service.state import AppState, State
 from streetwatch.service.store import TooLarge
 
 api = APIRouter()
+log = logging.getLogger(__name__)
 _EVIDENCE_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|webm)$")
 
 
@@ -321,6 +326,8 @@ def review_case(case_id: str, decision: Review, state: State,
             case.status = to
 
         if decision.action == "confirm":
+            # drawn now, of the box and class as reviewed: what the city is sent
+            _redraw(state, case, annotate=True)
             audit("confirmed", decision.note)
             audit("dispatch_queued", "outbox")
             session.add(OutboxEntry(case_id=case.id, payload=dispatch_payload(
@@ -348,11 +355,33 @@ def review_case(case_id: str, decision: Review, state: State,
                     raise HTTPException(422, "box must be [x1, y1, x2, y2] with x2 > x1, y2 > y1")
                 changes["box"] = [case.box, list(decision.box)]
                 case.box = list(decision.box)
+                _redraw(state, case, annotate=False)  # the crop shows the new box
             if not changes:
                 raise HTTPException(422, "a correction changes the category or the box")
             audit("pending_review", decision.note or "corrected", **changes)
         session.commit()
         return _case_json(case)
+
+
+def _redraw(state: AppState, case: Case, *, annotate: bool) -> None:
+    """Draw the case's box evidence again from its frame, for its box and class as they
+    stand (``inference.cases.box_evidence``): the crop, and with ``annotate`` the whole
+    frame with the box drawn. The new files replace those of the same kinds in its evidence
+    list, first in it; the old files stay until retention finds them unnamed."""
+    # the frame as stored: the picture its boxes are in (an upload turned by its EXIF
+    # orientation was stored turned, without the tag)
+    read = cv2.imread(str(state.evidence / f"{case.frame}.jpg"),
+                      cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if case.frame else None
+    if read is None:
+        log.warning("case %s: no readable evidence frame %s; its evidence is not redrawn",
+                    case.id, case.frame)
+        return
+    image = np.asarray(read, np.uint8)
+    drawn = box_evidence(EvidenceStore(state.evidence), image, tuple(case.box), case.category,
+                         case.confidence, annotate=annotate)
+    kinds = {e.kind for e in drawn}
+    case.evidence = [e.model_dump() for e in drawn] + [e for e in case.evidence
+                                                        if e["kind"] not in kinds]
 
 
 @api.get("/v1/cases/{case_id}/audit")

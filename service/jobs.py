@@ -279,7 +279,7 @@ class Worker:
         info = detector.info
         builder = CaseBuilder(EvidenceStore(self.services.evidence),
                               ModelRef(name=info.name, version=info.version, sha256=info.sha256),
-                              source, run=job_id)
+                              source, run=job_id, annotate=False)
         video = next((u for u in uploads if u.role == "video"), None)
         if video is None:
             frames: Iterable[Frame] = self._photo_frames(uploads, params, source.id)
@@ -380,11 +380,12 @@ class FrameSampler:
 
 
 def finish(session: Session, job_id: str, status: str, error: str | None = None) -> None:
-    """Mark a job ended (in the caller's transaction)."""
-    job = session.get(Job, job_id)
-    if job is not None:
-        job.status, job.error, job.finished_at = status, error, utcnow()
-        job.progress = 1.0 if status == "done" else job.progress
+    """Mark a job ended (in the caller's transaction): one UPDATE, the row is not loaded."""
+    values: dict[str, Any] = {"status": status, "error": error, "finished_at": utcnow()}
+    if status == "done":
+        values["progress"] = 1.0
+    session.execute(update(Job).where(Job.id == job_id).values(**values)
+                    .execution_options(synchronize_session=False))
 
 
 def store_cases(sessions: sessionmaker[Session], job_id: str | None,

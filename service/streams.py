@@ -125,7 +125,7 @@ class CameraWorker:
                 source=Source(kind="camera", id=self.camera.id),
                 fixed_location=Place(lat=location.lat, lon=location.lon) if location else None,
                 clips=ClipRecorder(services.clip_seconds, fps=self.fps)
-                if services.clip_seconds > 0 else None)
+                if services.clip_seconds > 0 else None, annotate=False)
             metrics = services.metrics
             # the service's case confidence, unless the camera's rules say otherwise
             rules = RuleEngine(self.camera, default_confidence=services.case_conf)

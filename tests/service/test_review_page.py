@@ -113,14 +113,14 @@ def box_a_miss(driver: Any, client: TestClient, text: Callable[[str], str]) -> N
     from selenium.webdriver.common.by import By
 
     driver.find_element(By.TAG_NAME, "body").send_keys("m")
-    evidence = driver.find_element(By.ID, "annotated")
+    evidence = driver.find_element(By.ID, "frame")
     ActionChains(driver).move_to_element_with_offset(evidence, -60, -40).click_and_hold() \
         .move_by_offset(40, 30).release().perform()
     assert wait_until(lambda: driver.find_element(By.ID, "chooser").is_displayed())
     driver.find_element(By.TAG_NAME, "body").send_keys("6")  # vehicle
     assert wait_until(lambda: text("message") == "已添加漏检框")
     scale: Any = driver.execute_script(
-        "const i = document.getElementById('annotated');"
+        "const i = document.getElementById('frame');"
         "return i.naturalWidth / i.getBoundingClientRect().width")
     reviewer = keys(client, "reviewer")
     pending = client.get("/v1/cases", headers=reviewer).json()["items"]
@@ -150,8 +150,16 @@ def test_a_reviewer_works_through_the_queue_from_the_keyboard(
     assert wait_until(lambda: text("count-pending") == "待审核 2")
     assert text("who") == "王审核" and text("current-category") == "私装地锁"
     image: Any = driver.execute_script(
-        "return document.getElementById('annotated').naturalWidth")
+        "return document.getElementById('frame').naturalWidth")
     assert image == 160  # evidence loads with the session cookie
+    # the case's box is drawn over its frame, where the model put it, with its class
+    drawn: Any = driver.execute_script(
+        "const f = document.getElementById('frame').getBoundingClientRect(),"
+        " b = document.getElementById('box').getBoundingClientRect(), s = 160 / f.width;"
+        "return [b.left - f.left, b.top - f.top, b.right - f.left, b.bottom - f.top]"
+        ".map((v) => v * s)")
+    assert all(abs(got - want) <= 3 for got, want in zip(drawn, (60, 70, 100, 90), strict=True))
+    assert text("box").startswith("私装地锁 0.8")
 
     box_a_miss(driver, client, text)
     body = find(By.TAG_NAME, "body")
@@ -191,7 +199,7 @@ def box_a_miss_on_a_sample(driver: Any, client: TestClient, text: Callable[[str]
 
     driver.find_element(By.TAG_NAME, "body").send_keys("m")
     ActionChains(driver).move_to_element_with_offset(
-        driver.find_element(By.ID, "annotated"), 0, 0).click_and_hold() \
+        driver.find_element(By.ID, "frame"), 0, 0).click_and_hold() \
         .move_by_offset(30, 20).release().perform()
     assert wait_until(lambda: driver.find_element(By.ID, "chooser").is_displayed())
     driver.find_element(By.TAG_NAME, "body").send_keys(category_number)

@@ -96,6 +96,57 @@ def test_photos_become_cases_with_evidence(client: TestClient) -> None:
     assert frame["sha256"] in {hashlib.sha256(jpeg(shade)).hexdigest() for shade in (80, 120)}
 
 
+def test_evidence_is_drawn_for_the_box_and_class_as_reviewed(client: TestClient) -> None:
+    """A candidate holds its crop and frame; the frame is the upload itself, linked, not
+    copied. Correcting the box redraws the crop; confirming draws the frame with the box
+    and class as reviewed, which is what the dispatch system is sent."""
+    from streetwatch.inference.cases import EvidenceStore, box_evidence
+    from streetwatch.service.db import Case, OutboxEntry
+
+    photo = jpeg(70)
+    accepted = upload(client, ("a.jpg", photo))
+    reviewer = keys(client, "reviewer")
+    assert wait_until(partial(job_done, client, str(accepted["job_id"]), reviewer))
+    (case,) = client.get("/v1/cases", headers=reviewer).json()["items"]
+    assert sorted(e["kind"] for e in case["evidence"]) == ["crop", "frame"]
+    state = client.app.state.sw  # type: ignore[attr-defined]
+    sha = hashlib.sha256(photo).hexdigest()
+    assert (state.evidence / f"{sha}.jpg").stat().st_ino == state.store.path(sha).stat().st_ino
+
+    def drawn(box: list[float], category: str) -> dict[str, str]:
+        """What each kind of box evidence should hold, drawn here from the photo."""
+        image = np.asarray(cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR),
+                           np.uint8)
+        with_box = box_evidence(EvidenceStore(Path(state.evidence)), image, tuple(box),
+                                category, case["confidence"])
+        return {e.kind: e.sha256 for e in with_box}
+
+    review = f"/v1/cases/{case['id']}/review"
+    box = [20.0, 30.0, 90.0, 80.0]
+    corrected = client.post(review, headers=reviewer,
+                            json={"action": "correct", "box": box, "category": "street_vending"})
+    assert corrected.status_code == 200
+    kinds = {e["kind"]: e["sha256"] for e in corrected.json()["evidence"]}
+    assert kinds.keys() == {"crop", "frame"}
+    assert kinds["crop"] == drawn(box, "street_vending")["crop"] != \
+        {e["kind"]: e["sha256"] for e in case["evidence"]}["crop"]
+
+    confirmed = client.post(review, headers=reviewer, json={"action": "confirm"})
+    assert confirmed.status_code == 200
+    evidence = confirmed.json()["evidence"]
+    assert evidence[0]["kind"] == "annotated"  # first: what a dispatcher shows
+    assert {e["kind"]: e["sha256"] for e in evidence} == {
+        **drawn(box, "street_vending"), "frame": sha}
+    for item in evidence:
+        image = client.get(item["url"], headers=reviewer)
+        assert hashlib.sha256(image.content).hexdigest() == item["sha256"]
+    with state.sessions() as session:
+        (entry,) = session.query(OutboxEntry).all()
+        assert [e["sha256"] for e in entry.payload["evidence"]] == \
+            [e["sha256"] for e in evidence]
+        assert session.get(Case, case["id"]).status == "dispatch_queued"
+
+
 @pytest.mark.parametrize(("name", "data", "status", "message"), [
     ("empty.jpg", b"", 422, "empty"),
     ("notes.jpg", b"this is a text file, not a photo\n" * 10, 415, "not an image"),
