@@ -3,11 +3,13 @@
     .venv/bin/python benchmarks/service_load.py [--uploaders 4] [--photos 48] [--rounds 3]
 
 Starts ``streetwatch serve`` on a temporary SQLite database with the promoted model, and in
-each round has K threads upload generated 1280x720 street photos one per request (each then
-waits for its job with one long-polling request) until every job is done. Each round
+each round has K threads upload generated 1280x720 street photos one per request until
+every job is done, in two passes of photos of their own: clients that then wait for the
+job with one long-polling request (``GET /v1/jobs/{id}?wait=60``), and clients whose upload
+itself waits (``POST /v1/uploads/photos?wait=60``: one request a photo). Each pass
 measures photos per second end to end (upload, store, queue, detect, write cases) against
 the bare ``Detector`` on the same decoded images, passed before and after the service's
-pass, so a ratio compares runs seconds apart: this shared machine's speed drifts by tens of
+passes, so a ratio compares runs seconds apart: this shared machine's speed drifts by tens of
 percent within minutes, and one ratio of two separate runs is mostly that drift. It prints
 every round's ratio and their median, and the p50/p95 latency from upload to job done. The
 bare detector is one call at a time with the default settings (every core); the service
@@ -142,10 +144,12 @@ def serving(registry: Registry, queue_limit: int) -> Iterator[Server]:
             process.wait(timeout=30)
 
 
-def served_pass(server: Server, jpegs: list[bytes], uploaders: int) -> Served:
+def served_pass(server: Server, jpegs: list[bytes], uploaders: int,
+                one_request: bool = False) -> Served:
     """Photos per second through the service with ``uploaders`` concurrent clients, each
-    uploading one photo per request and waiting for its job with one long-polling request,
-    and what it cost (see :class:`Served`)."""
+    uploading one photo per request and waiting for its job with one long-polling request
+    (with ``one_request``, the upload itself waits: ``?wait=60``), and what it cost (see
+    :class:`Served`)."""
     latencies: list[float] = []
     answered: list[float] = []  # upload -> 202
 
@@ -153,12 +157,14 @@ def served_pass(server: Server, jpegs: list[bytes], uploaders: int) -> Served:
         with httpx.Client(base_url=server.base, headers=server.headers, timeout=120) as client:
             for data in share:
                 sent = time.perf_counter()
-                job = client.post("/v1/uploads/photos", files=[
-                    ("files", ("p.jpg", data, "image/jpeg"))]).json()["job_id"]
+                accepted = client.post("/v1/uploads/photos", files=[
+                    ("files", ("p.jpg", data, "image/jpeg"))],
+                    params={"wait": 60} if one_request else {}).json()
                 answered.append(time.perf_counter() - sent)
-                while client.get(f"/v1/jobs/{job}", params={"wait": 60}).json()[
-                        "status"] in ("queued", "running"):
-                    pass  # long polling: one request waits for the job to end
+                status, job = accepted["status"], accepted["job_id"]
+                while status in ("queued", "running"):  # long polling: one request waits
+                    status = client.get(f"/v1/jobs/{job}", params={"wait": 60}).json()[
+                        "status"]
                 latencies.append(time.perf_counter() - sent)
 
     with httpx.Client(base_url=server.base, headers=server.headers) as client:
@@ -208,46 +214,59 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"model {ref}, {args.rounds} rounds of {args.photos} photos 1280x720, "
           f"{args.uploaders} concurrent uploaders, {workers} job threads")
-    print("  round: bare, side by side, served photos/s; served against bare and side by side")
-    # each round has photos of its own: the same photos again would join the cases
-    # the last round stored instead of making new ones, which is less work
-    rounds = [photos(1000 + (r + 1) * args.photos, args.photos) for r in range(args.rounds)]
-    ratios, layouts, runs, bare_cpus = [], [], [], []
+    # each pass has photos of its own: the same photos again would find their evidence
+    # files written, and could join the cases stored before instead of making new ones
+    rounds = [{one: photos(1000 + (2 * r + one + 1) * args.photos, args.photos)
+               for one in (False, True)} for r in range(args.rounds)]
+    modes = {"upload, then GET /v1/jobs/{id}?wait": False, "upload with ?wait": True}
+    passes: dict[bool, list[Served]] = {False: [], True: []}
+    ratios: dict[bool, list[float]] = {False: [], True: []}
+    layouts: dict[bool, list[float]] = {False: [], True: []}
+    bare_cpus = []
+    print("  round: bare, side by side, served photos/s (two requests a photo, then one); "
+          "served against bare")
     with serving(registry, queue_limit=args.photos + 1) as server:
         served_pass(server, photos(1000, 2), 2)  # loads the service's detectors
-        for number, jpegs in enumerate(rounds, start=1):
-            # bare before and after the service's pass: on a shared machine the load changes
+        for number, shares in enumerate(rounds, start=1):
+            # bare (on both passes' photos) before and after the service's passes: on a
+            # shared machine the load changes; the two client modes go first in turns
+            jpegs = shares[False] + shares[True]
             bare_before, bare_cpu = bare_run(detector, jpegs)
             layout_before = side_by_side_rate(onnx, card, jpegs, workers)
-            run = served_pass(server, jpegs, args.uploaders)
+            order = (False, True) if number % 2 else (True, False)
+            done = {one: served_pass(server, shares[one], args.uploaders, one)
+                    for one in order}
             bare = (bare_before + bare_rate(detector, jpegs)) / 2
             layout = (layout_before + side_by_side_rate(onnx, card, jpegs, workers)) / 2
-            ratios.append(run.rate / bare)
-            layouts.append(run.rate / layout)
-            runs.append(run)
+            for one, run in done.items():
+                passes[one].append(run)
+                ratios[one].append(run.rate / bare)
+                layouts[one].append(run.rate / layout)
             bare_cpus.append(bare_cpu)
-            print(f"  {number}: {bare:.2f}, {layout:.2f}, {run.rate:.2f}; "
-                  f"{run.rate / bare:.2f}x, {run.rate / layout:.2f}x")
-    latencies = [t for run in runs for t in run.latencies]
-    answered = [t for run in runs for t in run.answered]
-    count = args.photos * len(runs)
-    served_cpu = sum(run.cpu for run in runs)
-    busy = statistics.median(run.cpu * run.rate / args.photos for run in runs)
-    print(f"  service end to end against the bare detector (decode + detect, one call at a "
-          f"time, every core): median {statistics.median(ratios):.2f}x "
-          f"(rounds {min(ratios):.2f}-{max(ratios):.2f}x)")
-    print(f"  against {workers} bare detectors side by side (the service's layout): median "
-          f"{statistics.median(layouts):.2f}x")
-    print(f"  latency upload -> job done: p50 {percentile(latencies, 0.5):.2f} s, "
-          f"p95 {percentile(latencies, 0.95):.2f} s; of which upload -> 202: "
-          f"p50 {percentile(answered, 0.5):.3f} s, p95 {percentile(answered, 0.95):.3f} s")
-    print(f"  CPU per photo: bare {1000 * statistics.median(bare_cpus):.0f} ms, served "
-          f"{1000 * served_cpu / count:.0f} ms; the service kept {busy:.2f} of {cores} "
-          f"cores busy; the uploaders, on the same cores, took "
-          f"{1000 * sum(run.client_cpu for run in runs) / count:.0f} ms a photo")
-    print(f"  a detector call in the service took "
-          f"{1000 * statistics.median(run.detector_s for run in runs):.0f} ms "
-          f"({workers} one-thread detectors side by side)")
+            print(f"  {number}: {bare:.2f}, {layout:.2f}, {done[False].rate:.2f}, "
+                  f"{done[True].rate:.2f}; {done[False].rate / bare:.2f}x, "
+                  f"{done[True].rate / bare:.2f}x")
+    print(f"  bare detector (decode + detect, one call at a time, every core) CPU per photo "
+          f"{1000 * statistics.median(bare_cpus):.0f} ms")
+    for label, one in modes.items():
+        runs = passes[one]
+        latencies = [t for run in runs for t in run.latencies]
+        answered = [t for run in runs for t in run.answered]
+        count = args.photos * len(runs)
+        busy = statistics.median(run.cpu * run.rate / args.photos for run in runs)
+        print(f"  {label}: against the bare detector median {statistics.median(ratios[one]):.2f}x "
+              f"(rounds {min(ratios[one]):.2f}-{max(ratios[one]):.2f}x); against {workers} "
+              f"bare detectors side by side (the service's layout) "
+              f"{statistics.median(layouts[one]):.2f}x")
+        wait = "" if one else (f"; of which upload -> 202: p50 {percentile(answered, 0.5):.3f} s,"
+                               f" p95 {percentile(answered, 0.95):.3f} s")
+        print(f"    latency upload -> job done: p50 {percentile(latencies, 0.5):.2f} s, "
+              f"p95 {percentile(latencies, 0.95):.2f} s{wait}")
+        print(f"    CPU per photo served {1000 * sum(run.cpu for run in runs) / count:.0f} ms; "
+              f"the service kept {busy:.2f} of {cores} cores busy; the uploaders, on the same "
+              f"cores, took {1000 * sum(run.client_cpu for run in runs) / count:.0f} ms a photo;"
+              f" a detector call took "
+              f"{1000 * statistics.median(run.detector_s for run in runs):.0f} ms")
 
 
 def photos(seed: int, count: int) -> list[bytes]:

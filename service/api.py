@@ -43,17 +43,36 @@ log = logging.getLogger(__name__)
 _EVIDENCE_NAME = re.compile(r"^[0-9a-f]{64}\.(jpg|webm)$")
 
 
+_WAIT_HELP = ("seconds to wait for the job to end before answering (long polling): the "
+              "answer comes as soon as it ends, or after this long with it still going")
+
+
 @api.post("/v1/uploads/photos", status_code=202)
-def upload_photos(
+async def upload_photos(
     state: State,
     caller: Annotated[Caller, Depends(require("ingest"))],
     files: Annotated[list[UploadFile], File(description="one or more photos")],
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
     lon: Annotated[float | None, Form(ge=-180, le=180)] = None,
     vehicle_id: Annotated[str | None, Form(max_length=200)] = None,
+    wait: Annotated[float, Query(ge=0, le=60, description=_WAIT_HELP)] = 0,
 ) -> dict[str, Any]:
     """Photos to check. GPS comes from their EXIF, else from ``lat``/``lon``. Answered
-    202 with a job id once the bytes and the job are stored."""
+    202 with a job id once the bytes and the job are stored; with ``wait``, once the job
+    has ended too (or ``wait`` seconds passed), with the job as ``GET /v1/jobs/{id}``
+    gives it: one request per photo instead of two."""
+    job_id = await run_in_threadpool(_store_photos, state, caller, files,
+                                     {"lat": lat, "lon": lon}, vehicle_id)
+    answer: dict[str, Any] = {"job_id": job_id, "status": "queued", "photos": len(files)}
+    if wait > 0:
+        job = await _job_when_ended(state, job_id, wait)
+        answer.update(status=job["status"], job=job)
+    return answer
+
+
+def _store_photos(state: AppState, caller: Caller, files: list[UploadFile],
+                  where: dict[str, float | None], vehicle_id: str | None) -> str:
+    """Store the photos, each judged by its content, and their job; the job's id."""
     _check_queue(state)
     stored: list[tuple[str, str, int, str, dict[str, Any]]] = []
     for number, upload in enumerate(files, start=1):
@@ -66,9 +85,7 @@ def upload_photos(
         except UploadError as exc:
             raise HTTPException(exc.status, f"{name}: {exc}") from None
         stored.append(("photo", sha, size, name, {}))
-    job_id = _new_job(state, "photos", vehicle_id,
-                      {"lat": lat, "lon": lon, "by": caller.name}, stored)
-    return {"job_id": job_id, "status": "queued", "photos": len(stored)}
+    return _new_job(state, "photos", vehicle_id, {**where, "by": caller.name}, stored)
 
 
 @api.post("/v1/uploads/videos", status_code=202)
@@ -143,12 +160,16 @@ def _new_job(state: State, kind: str, vehicle_id: str | None, params: dict[str, 
 async def get_job(
     job_id: str, state: State,
     _caller: Annotated[Caller, Depends(require("ingest", "reviewer"))],
-    wait: Annotated[float, Query(ge=0, le=60, description="seconds to wait for a queued or "
-                                 "running job to end before answering (long polling)")] = 0,
+    wait: Annotated[float, Query(ge=0, le=60, description=_WAIT_HELP)] = 0,
 ) -> dict[str, Any]:
     """A job's status and progress, and how many cases it produced. With ``wait``, the
     answer comes as soon as the job ends, or after ``wait`` seconds with it still going:
     one request instead of a polling loop."""
+    return await _job_when_ended(state, job_id, wait)
+
+
+async def _job_when_ended(state: AppState, job_id: str, wait: float) -> dict[str, Any]:
+    """The job's status once it has ended, or after ``wait`` seconds with it going."""
     deadline = time.monotonic() + wait
     while True:
         with state.job_events.watch(job_id) as ended:

@@ -56,6 +56,31 @@ def test_one_request_waits_for_an_upload_to_be_processed(client: TestClient) -> 
     assert job["status"] == "done" and job["cases"] == 1
 
 
+def test_an_upload_may_wait_for_its_own_job(client: TestClient) -> None:
+    """``POST /v1/uploads/photos?wait=S``: stored, processed and answered in one request."""
+    _, data = cv2.imencode(".jpg", np.full((120, 160, 3), 95, np.uint8))
+    accepted = client.post("/v1/uploads/photos", params={"wait": 30},
+                           headers=keys(client, "ingest"),
+                           files=[("files", ("a.jpg", io.BytesIO(data.tobytes()), "image/jpeg"))])
+    assert accepted.status_code == 202
+    body = accepted.json()
+    assert body["status"] == "done" and body["photos"] == 1
+    assert body["job"]["id"] == body["job_id"] and body["job"]["cases"] == 1
+    assert client.get(f"/v1/jobs/{body['job_id']}", headers=keys(client, "reviewer")).json() \
+        == body["job"]
+
+
+def test_an_upload_with_a_bad_wait_is_refused_and_nothing_is_stored(
+        client: TestClient) -> None:
+    _, data = cv2.imencode(".jpg", np.full((120, 160, 3), 96, np.uint8))
+    refused = client.post("/v1/uploads/photos", params={"wait": "61"},
+                          headers=keys(client, "ingest"),
+                          files=[("files", ("a.jpg", io.BytesIO(data.tobytes()), "image/jpeg"))])
+    assert refused.status_code == 422 and "wait" in refused.json()["error"]
+    with client.app.state.sw.sessions() as session:  # type: ignore[attr-defined]
+        assert session.query(Job).count() == 0
+
+
 def waited_through_an_end(client: TestClient, *, tell: bool) -> dict[str, Any]:
     """A 30 s wait on a running job that ends 0.3 s in (the worker telling or not)."""
     job_id = running_job(client)
