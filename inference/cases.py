@@ -18,6 +18,7 @@ import math
 import os
 import uuid
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -209,11 +210,10 @@ class EvidenceStore:
         if not path.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # two writers never share one
-            try:
-                if linkable is None:
-                    raise OSError("nothing to link")
-                os.link(linkable, tmp)
-            except OSError:  # another file system, or links not allowed: a copy
+            if linkable is not None:
+                with suppress(OSError):  # another file system, or links not allowed: a copy
+                    os.link(linkable, tmp)
+            if not tmp.exists():
                 tmp.write_bytes(data)
             tmp.replace(path)
         return Evidence(kind=kind, path=f"{self.root.name}/{path.name}", sha256=digest)
