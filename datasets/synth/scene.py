@@ -28,6 +28,12 @@ CROSSING_DEPTH_M = 4.0
 CROSSING_MARGIN_M = 1.0  # kerb-side markings keep this far from the crossing
 # Vendors keep apart: two stalls drawn into one another make one box no labeller would draw.
 STALL_SPACING_M = 3.5
+# A still shows its violations standing on the ground (stalls, cars where they must not be,
+# ground locks) within this many metres of the camera's span start: nearer than a case's
+# evidence needs. Farther, a stall or a car is under 16 px tall at 640 px, too few to tell a
+# stall from a van or a car on the pavement from one in the lane; a detector cannot learn
+# that from pixels, and a reviewer could not confirm it from the evidence.
+EVIDENCE_REACH_M = 40.0
 
 
 @dataclass(frozen=True)
@@ -243,7 +249,8 @@ def random_scene(rng: Rng, camera_kind: str, size: tuple[int, int]) -> Scene:
     scenery, facade_decals = _facades(layout, rng)
     violations = rng.random() >= 0.07
     scene.objects += scenery + [d for d in facade_decals if violations or d.class_key is None]
-    scene.objects += street_furniture(layout, rng, violations, (4.0, 70.0))
+    scene.objects += street_furniture(layout, rng, violations, (4.0, 70.0),
+                                      reach=EVIDENCE_REACH_M)
     return scene
 
 
@@ -252,15 +259,18 @@ def _in_segments(x: float, segments: list[tuple[float, float]]) -> bool:
 
 
 def street_furniture(layout: StreetLayout, rng: Rng, violations: bool,
-                     span: tuple[float, float], traffic: bool = True) -> list[SceneObject]:
+                     span: tuple[float, float], traffic: bool = True,
+                     reach: float | None = None) -> list[SceneObject]:
     """Poles, cables, vehicles, vending, locks and hard negatives between x = span[0] and
-    span[1]; violations only when ``violations``; cars standing in the driving lanes (as if
-    caught in traffic) only when ``traffic`` (videos move their traffic instead)."""
+    span[1]; violations only when ``violations``, those on the ground only up to ``reach``
+    metres beyond span[0] when given; cars standing in the driving lanes (as if caught in
+    traffic) only when ``traffic`` (videos move their traffic instead)."""
     objects = _poles(layout, rng, violations, span)
     parked, free_bays = _parked_cars(layout, rng, span, traffic)
     objects += parked
     if violations:
-        objects += _violations_at_ground(layout, rng, span, free_bays)
+        near = span if reach is None else (span[0], min(span[1], span[0] + reach))
+        objects += _violations_at_ground(layout, rng, near, free_bays)
     objects += _utility_boxes(layout, rng, violations, span)
     return objects + _hard_negatives(layout, rng, span)
 
@@ -324,18 +334,21 @@ def _outside(x: float, span: tuple[float, float], zone: tuple[float, float]) -> 
 
 def _violations_at_ground(layout: StreetLayout, rng: Rng, span: tuple[float, float],
                           free_bays: list[float]) -> list[SceneObject]:
-    """Illegally parked cars, vending and ground locks."""
+    """Illegally parked cars, vending and ground locks, between x = span[0] and span[1]."""
     objects: list[SceneObject] = []
     walk_mid = layout.right_kerb - layout.sidewalk / 2
-    hatched = layout.segments("hatched")
+    hatched = [(max(x1, span[0] - 2.5), min(x2, span[1] + 2.5))
+               for x1, x2 in layout.segments("hatched") if x2 > span[0] and x1 < span[1]]
+    hatched = [(x1, x2) for x1, x2 in hatched if x2 - x1 >= 5.0]
+    crossing_near = layout.crossing_x + CROSSING_DEPTH_M / 2 <= span[1]
     for _ in range(int(rng.integers(0, 3))):
         where = rng.random()
         x = float(rng.uniform(*span))
-        if where < 0.5:  # on the sidewalk
-            y = walk_mid + rng.uniform(-0.5, 0.5)
-        elif where < 0.8 and hatched:  # in a hatched no-parking area
+        if 0.5 <= where < 0.8 and hatched:  # in a hatched no-parking area
             x1, x2 = hatched[int(rng.integers(len(hatched)))]
             x, y = float(rng.uniform(x1 + 2.5, max(x1 + 2.5, x2 - 2.5))), layout.bay_y
+        elif where < 0.5 or not crossing_near:  # on the sidewalk
+            y = walk_mid + rng.uniform(-0.5, 0.5)
         else:  # on the crossing
             x = layout.crossing_x + CROSSING_DEPTH_M / 2
             y = rng.uniform(-layout.road_half + 1.2, layout.road_half - 1.2)

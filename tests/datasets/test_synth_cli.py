@@ -9,7 +9,7 @@ import numpy as np
 from click.testing import CliRunner
 
 from streetwatch.datasets.format import Dataset
-from streetwatch.datasets.synth.scene import random_scene
+from streetwatch.datasets.synth.scene import EVIDENCE_REACH_M, random_scene
 from streetwatch.service.cli import main
 
 VIOLATIONS = {"street_vending", "illegal_parking", "ground_lock", "cable_clutter",
@@ -79,7 +79,7 @@ def test_a_car_on_the_crossing_is_always_illegally_parked() -> None:
     """One car on the stripes labelled vehicle and the next illegal_parking would teach
     the detector nothing but doubt; bays and hatched areas stop short of the crossing."""
     on_crossing = {"vehicle": 0, "illegal_parking": 0}
-    for seed in range(80):
+    for seed in range(160):  # a still's crossing is in reach of its violations in 2 of 5
         scene = random_scene(np.random.default_rng(seed), "dashcam" if seed % 2 else "cctv",
                              (640, 360))
         start, end = scene.layout.crossing_x, scene.layout.crossing_x + 4.0
@@ -93,3 +93,22 @@ def test_a_car_on_the_crossing_is_always_illegally_parked() -> None:
                 on_crossing[obj.class_key] += 1
     assert on_crossing["vehicle"] == 0
     assert on_crossing["illegal_parking"] > 10
+
+
+def test_a_still_stages_its_violations_on_the_ground_within_evidence_reach() -> None:
+    """Stalls, cars where they must not stand and ground locks stand no farther than
+    EVIDENCE_REACH_M beyond the first 4 m; lawful cars fill the whole street."""
+    on_ground = {"street_vending", "illegal_parking", "ground_lock"}
+    far_lawful, seen = 0, dict.fromkeys(on_ground, 0)
+    for seed in range(60):
+        scene = random_scene(np.random.default_rng(seed), "dashcam" if seed % 2 else "cctv",
+                             (640, 360))
+        for obj in scene.objects:
+            x = obj.anchor[0]
+            if obj.class_key in on_ground:
+                seen[obj.class_key] += 1
+                assert 4.0 <= x <= 4.0 + EVIDENCE_REACH_M, (seed, obj.kind, x)
+            elif obj.class_key == "vehicle" and x > 4.0 + EVIDENCE_REACH_M:
+                far_lawful += 1
+    assert min(seen.values()) > 30, seen
+    assert far_lawful > 30
