@@ -28,11 +28,11 @@ CROSSING_DEPTH_M = 4.0
 CROSSING_MARGIN_M = 1.0  # kerb-side markings keep this far from the crossing
 # Vendors keep apart: two stalls drawn into one another make one box no labeller would draw.
 STALL_SPACING_M = 3.5
-# A still shows its violations standing on the ground (stalls, cars where they must not be,
-# ground locks) within this many metres of the camera's span start: nearer than a case's
-# evidence needs. Farther, a stall or a car is under 16 px tall at 640 px, too few to tell a
-# stall from a van or a car on the pavement from one in the lane; a detector cannot learn
-# that from pixels, and a reviewer could not confirm it from the evidence.
+# A still stages the violations that stand on the ground (stalls, cars where they must not
+# be, ground locks) no farther than this beyond the start of the street's span in front of
+# the camera. Farther, a stall or a car is under 16 px tall at a 640 px input: too few to
+# tell a stall from a van or a car on the pavement from one in the lane; a detector cannot
+# learn that from the pixels, nor a reviewer confirm a case from such evidence.
 EVIDENCE_REACH_M = 40.0
 
 
