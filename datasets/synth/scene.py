@@ -360,12 +360,13 @@ def _violations_at_ground(layout: StreetLayout, rng: Rng, span: tuple[float, flo
         if all(abs(x - other) > STALL_SPACING_M for other in stalls):
             stalls.append(x)
             objects.append(maker(rng, x, y))
-    near_bays = [b for b in free_bays if b < span[0] + 40]
+    lock_reach = span[0] + EVIDENCE_REACH_M  # small: nearer in videos too
+    near_bays = [b for b in free_bays if b < lock_reach]
     for _ in range(int(rng.integers(0, 4))):
         if near_bays and rng.random() < 0.6:  # in a free bay, where locks are put
             x, y = near_bays.pop(int(rng.integers(len(near_bays)))), layout.bay_y
         else:
-            x, y = float(rng.uniform(span[0], span[0] + 40)), walk_mid
+            x, y = float(rng.uniform(span[0], lock_reach)), walk_mid
         objects.append(build.ground_lock(rng, x, y + rng.uniform(-0.4, 0.4)))
     return objects
 
