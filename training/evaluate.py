@@ -1,7 +1,8 @@
 """Evaluate a detector on a streetwatch dataset split: metrics, plots, and a report of what
 goes wrong, optionally against a baseline model.
 
-``OUT`` receives ``metrics.json`` (per-class precision, recall, AP50, AP50-95, instances),
+``OUT`` receives ``metrics.json`` (per-class precision, recall, AP50, AP50-95, instances;
+at the operating point, each class's false alarms and misses by kind: see ``FALSE_ALARM_KINDS``),
 ``confusion_matrix.png``, ``pr_curve.png``, ``report.md`` with example crops per class in
 ``examples/`` (true positives, false positives, misses), and with a baseline,
 ``baseline/metrics.json`` and per-class deltas in the report. It is written beside ``OUT``
@@ -56,6 +57,15 @@ from streetwatch.training.weights import check_weights
 
 MATCH_IOU = 0.5
 KINDS = ("tp", "fp", "miss")
+# What each error is, after TIDE (Bolya et al., 2020), at the operating point. A false alarm
+# is a duplicate (on a true box of its class that another prediction already found), a poor
+# box (on a true box of its class at IoU from LOOSE_IOU to MATCH_IOU: the object was seen,
+# its extent was not), another class (on a true box of another class) or background. A miss
+# was boxed loosely (a prediction of its class at IoU from LOOSE_IOU), taken for another
+# class (a prediction of another class at MATCH_IOU), or not seen at all.
+FALSE_ALARM_KINDS = ("duplicate", "poor_box", "other_class", "background")
+MISS_KINDS = ("poor_box", "other_class", "not_seen")
+LOOSE_IOU = 0.1
 # Bands of a true box's height as the model sees it (pixels of the letterboxed input): the
 # recall in each shows whether a class is missed for its size or for what it is.
 HEIGHT_BANDS = ((0, 16), (16, 32), (32, 64), (64, math.inf))
@@ -84,6 +94,9 @@ class _Counts:
     # heights of the true boxes, in model-input pixels: found, and missed
     found_heights: list[float] = field(default_factory=list)
     missed_heights: list[float] = field(default_factory=list)
+    false_alarm_kinds: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(FALSE_ALARM_KINDS, 0))
+    miss_kinds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MISS_KINDS, 0))
 
     def recall_by_height(self) -> dict[str, dict[str, float | int | None]]:
         bands: dict[str, dict[str, float | int | None]] = {}
@@ -299,19 +312,51 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict, conf:
                 counts[key].examples["tp"].append(
                     _Example("tp", key, record, boxes[i], float(scores[i])))
                 continue
+            kind, detail = _false_alarm(boxes[i], int(classes[i]), truth, truth_cls, used)
             counts[key].fp += 1
-            other = [(box_iou(boxes[i], truth[j]), j) for j in range(len(truth))]
-            best = max(other, default=(0.0, -1))
-            detail = (f"overlaps a {TAXONOMY.by_id(int(truth_cls[best[1]])).key}"
-                      if best[0] >= MATCH_IOU else "background")
+            counts[key].false_alarm_kinds[kind] += 1
             counts[key].examples["fp"].append(
                 _Example("fp", key, record, boxes[i], float(scores[i]), detail))
         for j in set(range(len(truth))) - used:
             key = TAXONOMY.by_id(int(truth_cls[j])).key
+            kind, detail = _miss(truth[j], int(truth_cls[j]), boxes, classes)
             counts[key].miss += 1
+            counts[key].miss_kinds[kind] += 1
             counts[key].missed_heights.append(float(heights[j]))
-            counts[key].examples["miss"].append(_Example("miss", key, record, truth[j], None))
+            counts[key].examples["miss"].append(
+                _Example("miss", key, record, truth[j], None, detail))
     return counts, quiet, rejected
+
+
+def _false_alarm(box: npt.NDArray[Any], cls: int, truth: npt.NDArray[np.float64],
+                 truth_cls: npt.NDArray[np.int64], used: set[int]) -> tuple[str, str]:
+    """What an unmatched prediction is (one of FALSE_ALARM_KINDS), and a caption."""
+    ious = np.array([box_iou(box, t) for t in truth], np.float64)
+    own = truth_cls == cls
+    found = np.array([j in used for j in range(len(truth))], bool)
+    if (own & found & (ious >= MATCH_IOU)).any():
+        return "duplicate", f"a second box on the found {TAXONOMY.by_id(cls).key}"
+    loose = np.where(own & (ious >= LOOSE_IOU), ious, 0.0)
+    if loose.max(initial=0.0) > 0:
+        return "poor_box", f"poor box on the {TAXONOMY.by_id(cls).key} (IoU {loose.max():.2f})"
+    other = np.where(~own & (ious >= MATCH_IOU), ious, 0.0)
+    if other.max(initial=0.0) > 0:
+        return "other_class", f"on the {TAXONOMY.by_id(int(truth_cls[other.argmax()])).key}"
+    return "background", "background"
+
+
+def _miss(true_box: npt.NDArray[np.float64], cls: int, boxes: npt.NDArray[Any],
+          classes: npt.NDArray[Any]) -> tuple[str, str]:
+    """Why a true box went unmatched (one of MISS_KINDS), and a caption."""
+    ious = np.array([box_iou(b, true_box) for b in boxes], np.float64)
+    own = classes.astype(np.int64) == cls
+    loose = np.where(own & (ious >= LOOSE_IOU), ious, 0.0)
+    if loose.max(initial=0.0) > 0:
+        return "poor_box", f"boxed loosely (IoU {loose.max():.2f})"
+    other = np.where(~own & (ious >= MATCH_IOU), ious, 0.0)
+    if other.max(initial=0.0) > 0:
+        return "other_class", f"taken for {TAXONOMY.by_id(int(classes[other.argmax()])).key}"
+    return "not_seen", ""
 
 
 def _crop(dataset: Dataset, example: _Example, path: Path) -> None:
@@ -411,6 +456,8 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
             "conf": conf, "iou": MATCH_IOU,
             "classes": {k: {"tp": c.tp, "fp": c.fp, "miss": c.miss} for k, c in counts.items()},
             "recall_by_height": {k: c.recall_by_height() for k, c in counts.items()},
+            "errors": {k: {"false_alarms": c.false_alarm_kinds, "misses": c.miss_kinds}
+                       for k, c in counts.items()},
             "violation_free_images": quiet.summary(),
             "rejected_false_alarms": rejected.summary(),
         },
@@ -439,6 +486,28 @@ def _height_table(point: dict[str, Any]) -> list[str]:
         lines.append(f"| {key} | " + " | ".join(
             "-" if cell["recall"] is None else f"{cell['recall']:.2f} ({cell['instances']})"
             for cell in row.values()) + " |")
+    return lines
+
+
+def _errors_table(point: dict[str, Any]) -> list[str]:
+    """Each class's false alarms and misses by kind (see FALSE_ALARM_KINDS, MISS_KINDS)."""
+    errors = point.get("errors")
+    if not errors:
+        return []
+    names = {"duplicate": "duplicate", "poor_box": "poor box", "other_class": "other class",
+             "background": "background", "not_seen": "not seen"}
+    lines = ["", "What the errors are: a false alarm is a duplicate, a poor box (on a true "
+             f"box of its class at IoU {LOOSE_IOU:g}-{MATCH_IOU:g}: seen, wrongly boxed), on "
+             "another class's box, or on background; a miss was boxed poorly, taken for "
+             "another class, or not seen.", "",
+             "| class | " + " | ".join(f"FP {names[k]}" for k in FALSE_ALARM_KINDS) + " | "
+             + " | ".join(f"miss {names[k]}" for k in MISS_KINDS) + " |",
+             "|---|" + "---:|" * (len(FALSE_ALARM_KINDS) + len(MISS_KINDS))]
+    for key, row in errors.items():
+        cells = [row["false_alarms"][k] for k in FALSE_ALARM_KINDS] + \
+                [row["misses"][k] for k in MISS_KINDS]
+        if any(cells):
+            lines.append(f"| {key} | " + " | ".join(str(c) for c in cells) + " |")
     return lines
 
 
@@ -479,6 +548,7 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
                 cells += f" {other['ap50']:.3f} | {row['ap50'] - other['ap50']:+.3f} |"
         lines.append(cells)
     lines += _height_table(point)
+    lines += _errors_table(point)
     quiet = point["violation_free_images"]
     lines += ["", f"On the {quiet['images']} images without a violation, "
               f"{quiet['with_false_alarm']} got a false alarm of a case class "
