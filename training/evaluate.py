@@ -39,7 +39,7 @@ import numpy.typing as npt
 import yaml
 
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
-from streetwatch.inference.boxes import box_iou
+from streetwatch.inference.boxes import box_iou, pairwise_iou
 from streetwatch.inference.detector import DetectorConfig
 from streetwatch.inference.types import Detections
 from streetwatch.models.files import sha256_file, staged_directory
@@ -331,32 +331,41 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict, conf:
 def _false_alarm(box: npt.NDArray[Any], cls: int, truth: npt.NDArray[np.float64],
                  truth_cls: npt.NDArray[np.int64], used: set[int]) -> tuple[str, str]:
     """What an unmatched prediction is (one of FALSE_ALARM_KINDS), and a caption."""
-    ious = np.array([box_iou(box, t) for t in truth], np.float64)
-    own = truth_cls == cls
-    found = np.array([j in used for j in range(len(truth))], bool)
-    if (own & found & (ious >= MATCH_IOU)).any():
+    ious = pairwise_iou(np.asarray(box, np.float64).reshape(1, 4), truth)[0]
+    found = np.isin(np.arange(len(truth)), list(used))
+    if ((truth_cls == cls) & found & (ious >= MATCH_IOU)).any():
         return "duplicate", f"a second box on the found {TAXONOMY.by_id(cls).key}"
-    loose = np.where(own & (ious >= LOOSE_IOU), ious, 0.0)
-    if loose.max(initial=0.0) > 0:
-        return "poor_box", f"poor box on the {TAXONOMY.by_id(cls).key} (IoU {loose.max():.2f})"
-    other = np.where(~own & (ious >= MATCH_IOU), ious, 0.0)
-    if other.max(initial=0.0) > 0:
-        return "other_class", f"on the {TAXONOMY.by_id(int(truth_cls[other.argmax()])).key}"
+    kind, j = _overlap(ious, truth_cls, cls)
+    if kind == "poor_box":
+        return kind, f"poor box on the {TAXONOMY.by_id(cls).key} (IoU {ious[j]:.2f})"
+    if kind == "other_class":
+        return kind, f"on the {TAXONOMY.by_id(int(truth_cls[j])).key}"
     return "background", "background"
 
 
 def _miss(true_box: npt.NDArray[np.float64], cls: int, boxes: npt.NDArray[Any],
           classes: npt.NDArray[Any]) -> tuple[str, str]:
     """Why a true box went unmatched (one of MISS_KINDS), and a caption."""
-    ious = np.array([box_iou(b, true_box) for b in boxes], np.float64)
-    own = classes.astype(np.int64) == cls
-    loose = np.where(own & (ious >= LOOSE_IOU), ious, 0.0)
-    if loose.max(initial=0.0) > 0:
-        return "poor_box", f"boxed loosely (IoU {loose.max():.2f})"
-    other = np.where(~own & (ious >= MATCH_IOU), ious, 0.0)
-    if other.max(initial=0.0) > 0:
-        return "other_class", f"taken for {TAXONOMY.by_id(int(classes[other.argmax()])).key}"
+    ious = pairwise_iou(np.asarray(boxes, np.float64).reshape(-1, 4), true_box.reshape(1, 4))[:, 0]
+    kind, j = _overlap(ious, classes.astype(np.int64), cls)
+    if kind == "poor_box":
+        return kind, f"boxed loosely (IoU {ious[j]:.2f})"
+    if kind == "other_class":
+        return kind, f"taken for {TAXONOMY.by_id(int(classes[j])).key}"
     return "not_seen", ""
+
+
+def _overlap(ious: npt.NDArray[np.float64], classes: npt.NDArray[np.int64],
+             cls: int) -> tuple[str | None, int]:
+    """Given a box's IoU with each of several boxes and their classes: ``poor_box`` when one
+    of class ``cls`` overlaps it at LOOSE_IOU or more, else ``other_class`` when one of
+    another class does at MATCH_IOU, else None; with the index of the best such box."""
+    own = classes == cls
+    for kind, mask in (("poor_box", own & (ious >= LOOSE_IOU)),
+                       ("other_class", ~own & (ious >= MATCH_IOU))):
+        if mask.any():
+            return kind, int(np.argmax(np.where(mask, ious, -1.0)))
+    return None, -1
 
 
 def _crop(dataset: Dataset, example: _Example, path: Path) -> None:
