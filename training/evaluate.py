@@ -61,8 +61,9 @@ KINDS = ("tp", "fp", "miss")
 # is a duplicate (on a true box of its class that another prediction already found), a poor
 # box (on a true box of its class at IoU from LOOSE_IOU to MATCH_IOU: the object was seen,
 # its extent was not), another class (on a true box of another class) or background. A miss
-# was boxed loosely (a prediction of its class at IoU from LOOSE_IOU), taken for another
-# class (a prediction of another class at MATCH_IOU), or not seen at all.
+# was boxed loosely (a prediction of its class at IoU from LOOSE_IOU, matched elsewhere or
+# not: among parked cars, often a neighbour's box), taken for another class (a prediction of
+# another class at MATCH_IOU), or not seen at all.
 FALSE_ALARM_KINDS = ("duplicate", "poor_box", "other_class", "background")
 MISS_KINDS = ("poor_box", "other_class", "not_seen")
 LOOSE_IOU = 0.1
