@@ -1,7 +1,7 @@
 """Jobs: checking uploads by their content, and the worker that turns queued jobs into cases.
 
-The worker is one thread per app. On start it puts jobs left ``running`` by a crash back in
-the queue; a job re-run yields the same case ids (they derive from the footage), and a case
+The worker runs a few job threads per app. On start it puts jobs left ``running`` by a crash
+back in the queue; a job re-run yields the same case ids (they derive from the footage), and a case
 already stored is not stored again, so a restart never duplicates cases.
 """
 
@@ -166,6 +166,33 @@ class Claimed:
     source: Source
 
 
+class Doorbell:
+    """Tells sleeping job threads that work was queued, without losing a ring.
+
+    A shared ``threading.Event`` that each thread clears after waking loses rings: thread A
+    wakes for job 1, job 2 rings, A clears the event and takes job 1, and thread B sleeps on
+    until its poll while job 2 waits. Here a thread takes a ticket before it looks for
+    work, and waits only if nothing has rung since that ticket."""
+
+    def __init__(self) -> None:
+        self._rings = 0
+        self._changed = threading.Condition()
+
+    def ticket(self) -> int:
+        with self._changed:
+            return self._rings
+
+    def ring(self) -> None:
+        with self._changed:
+            self._rings += 1
+            self._changed.notify_all()
+
+    def wait(self, ticket: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` s unless a ring came after ``ticket``; true if one did."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._rings != ticket, timeout)
+
+
 class Worker:
     """Runs queued jobs in ``threads`` background threads, one job each at a time, each
     thread with a detector of its own on its share of the cores. On CPU, two one-thread
@@ -177,7 +204,7 @@ class Worker:
         self.services = services
         self.poll_s = poll_s
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = Doorbell()
         self._claiming = threading.Lock()
         self._threads = [threading.Thread(target=self._loop, args=(slot,), name=f"jobs-{slot}",
                                           daemon=True) for slot in range(threads)]
@@ -196,13 +223,13 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._wake.ring()
         for thread in self._threads:
             thread.join(timeout=30)
 
     def notify(self) -> None:
         """A job was queued: look now rather than at the next poll."""
-        self._wake.set()
+        self._wake.ring()
 
     def _loop(self, slot: int) -> None:
         while not self._stop.is_set():
@@ -210,10 +237,10 @@ class Worker:
                 detector: tuple[str, Detector] | Exception = self.detector(slot)
             except Exception as exc:  # no model: the jobs fail with the reason
                 detector = exc
+            ticket = self._wake.ticket()  # before looking, so a ring while looking counts
             claimed = self._claim(None if isinstance(detector, Exception) else detector[0])
             if claimed is None:
-                self._wake.wait(self.poll_s)
-                self._wake.clear()
+                self._wake.wait(ticket, self.poll_s)
                 continue
             try:
                 if isinstance(detector, Exception):
