@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/service_load.py [--uploaders 4] [--photos 48] [--rounds 3]
 
-Starts ``streetwatch serve`` on a temporary SQLite database with the promoted model, and in
+Starts ``streetwatch serve`` on a temporary SQLite database with the promoted model (the
+artefact ``STREETWATCH_MODEL_KIND`` names, for the bare detector too), and in
 each round has K threads upload generated 1280x720 street photos one per request until
 every job is done, in two passes of photos of their own: clients that then wait for the
 job with one long-polling request (``GET /v1/jobs/{id}?wait=60``), and clients whose upload
@@ -208,11 +209,13 @@ def main() -> None:
     ref = registry.promoted()  # what the service serves
     assert ref, f"no model promoted in {registry.root}"
     card = registry.card(ref)
-    onnx = registry.artefact_path(card, "onnx")
+    settings = Settings.from_env()  # what the service will run, from the same environment
+    onnx = registry.artefact_path(card, settings.model_kind)
     detector = Detector.open(onnx, card)
-    workers = Settings.from_env().workers  # what the service will run, from the same env
+    workers = settings.workers
     cores = os.cpu_count() or 1
-    print(f"model {ref}, {args.rounds} rounds of {args.photos} photos 1280x720, "
+    print(f"model {ref} ({settings.model_kind}), {args.rounds} rounds of {args.photos} "
+          f"photos 1280x720, "
           f"{args.uploaders} concurrent uploaders, {workers} job threads")
     # each pass has photos of its own: the same photos again would find their evidence
     # files written, and could join the cases stored before instead of making new ones

@@ -41,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
                              state.metrics, case_conf=settings.case_confidence,
                              sample_rate=settings.sample_rate, events=state.job_events,
                              clip_seconds=settings.clip_seconds,
+                             model_kind=settings.model_kind,
                              job_sessions=sessionmaker(job_engine, expire_on_commit=False)),
                     threads=settings.workers)
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None

@@ -107,13 +107,16 @@ def model_in_service(state: State,
                      _caller: Annotated[Caller, Depends(require("ingest", "reviewer"))],
                      ) -> dict[str, Any]:
     """The promoted model new jobs use (a promotion or rollback takes effect on the next
-    job; running jobs finish on the model they started with)."""
+    job; running jobs finish on the model they started with), and which of its artefacts
+    runs (``STREETWATCH_MODEL_KIND``)."""
     ref = state.registry.promoted()
     if ref is None:
         raise HTTPException(503, f"no model promoted in {state.registry.root}")
     card = state.registry.card(ref)
-    return {"model": ref, "name": card.name, "version": card.version,
-            "sha256": card.artefacts["onnx"].sha256 if "onnx" in card.artefacts else None,
+    kind = state.settings.model_kind
+    artefact = card.artefacts.get(kind)
+    return {"model": ref, "name": card.name, "version": card.version, "artefact": kind,
+            "sha256": artefact.sha256 if artefact else None,
             "parent": card.parent, "history": state.registry.history()[-10:]}
 
 

@@ -23,7 +23,8 @@ def healthz() -> dict[str, str]:
 
 @health.get("/readyz")
 def readyz(state: State) -> JSONResponse:
-    """The database answers and a model is promoted and intact."""
+    """The database answers, and a model is promoted, intact, and has the artefact the
+    detectors run (``STREETWATCH_MODEL_KIND``)."""
     problems = []
     try:
         with state.sessions() as session:
@@ -37,6 +38,8 @@ def readyz(state: State) -> JSONResponse:
             problems.append(f"model: none promoted in {state.registry.root}")
         else:
             problems += [f"model: {p}" for p in state.registry.verify(model)]
+            # raises when the card has no artefact of the kind the detectors run
+            state.registry.artefact_path(state.registry.card(model), state.settings.model_kind)
     except RegistryError as exc:
         problems.append(f"model: {exc}")
     if problems:

@@ -147,6 +147,7 @@ class Services:
     sample_rate: float = 0.0
     events: JobEvents = field(default_factory=JobEvents)
     clip_seconds: float = 0.0
+    model_kind: str = "onnx"  # which artefact of the promoted model runs (onnx or int8)
     # For what a job writes as it runs, which a restart redoes (``db.unsynced_engine``);
     # by default the synced ``sessions``. Camera streams never use it: their frames are gone.
     job_sessions: sessionmaker[Session] | None = None
@@ -283,8 +284,9 @@ class Worker:
         self.services.events.ended(job_id)
 
     def detector(self, slot: int = 0) -> tuple[str, Detector]:
-        """The promoted model of job thread ``slot``, loaded once per promotion (camera
-        streams share slot 0's: a session runs calls from several threads)."""
+        """The promoted model of job thread ``slot`` (its ``model_kind`` artefact), loaded
+        once per promotion (camera streams share slot 0's: a session runs calls from several
+        threads)."""
         registry = self.services.registry
         ref = registry.promoted()
         if ref is None:
@@ -292,7 +294,7 @@ class Worker:
         loaded = self._detectors[slot]
         if loaded is None or loaded[0] != ref:
             card = registry.card(ref)
-            path = registry.artefact_path(card, "onnx")
+            path = registry.artefact_path(card, self.services.model_kind)
             # the detector must not drop what the case threshold would keep; its threads
             # do not spin, since uploads, requests and the other jobs share the cores
             config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,9 @@ class Settings(BaseSettings):
         database_url: SQLAlchemy URL; default SQLite at ``DATA_DIR/streetwatch.db``;
             ``postgresql+psycopg://...`` for scale.
         registry: Model registry folder (default: the one shipped in the package).
+        model_kind: Which artefact of the promoted model the detectors run: ``onnx``
+            (FP32) or ``int8`` (its static-quantized copy: faster on CPUs with VNNI, within
+            the accuracy its card records).
         public_url: How the dispatch system reaches this service (evidence URLs).
         dispatch_url: The city dispatch system's endpoint for confirmed cases.
         dispatch_secret: HMAC-SHA256 key signing dispatch requests and callbacks.
@@ -53,6 +57,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("streetwatch-data")
     database_url: str | None = None
     registry: Path | None = None
+    model_kind: Literal["onnx", "int8"] = "onnx"
     public_url: str = "http://127.0.0.1:8000"
     dispatch_url: str | None = None
     dispatch_secret: SecretStr | None = None

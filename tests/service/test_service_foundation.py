@@ -30,6 +30,8 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
     ({"STREETWATCH_DATABSE_URL": "sqlite://"}, "unknown setting STREETWATCH_DATABSE_URL"),
     ({"STREETWATCH_QUEUE_LIMIT": "many"}, "setting 'queue_limit'"),
     ({"STREETWATCH_MAX_UPLOAD_BYTES": "0"}, "setting 'max_upload_bytes'"),
+    ({"STREETWATCH_MODEL_KIND": "fp16"}, "setting 'model_kind': Input should be 'onnx' or "
+                                         "'int8'"),
 ])
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
