@@ -210,8 +210,8 @@ def main() -> None:
     assert ref, f"no model promoted in {registry.root}"
     card = registry.card(ref)
     settings = Settings.from_env()  # what the service will run, from the same environment
-    onnx = registry.artefact_path(card, settings.model_kind)
-    detector = Detector.open(onnx, card)
+    model_file = registry.artefact_path(card, settings.model_kind)
+    detector = Detector.open(model_file, card)
     workers = settings.workers
     cores = os.cpu_count() or 1
     print(f"model {ref} ({settings.model_kind}), {args.rounds} rounds of {args.photos} "
@@ -235,12 +235,12 @@ def main() -> None:
             # shared machine the load changes; the two client modes go first in turns
             jpegs = shares[False] + shares[True]
             bare_before, bare_cpu = bare_run(detector, jpegs)
-            layout_before = side_by_side_rate(onnx, card, jpegs, workers)
+            layout_before = side_by_side_rate(model_file, card, jpegs, workers)
             order = (False, True) if number % 2 else (True, False)
             done = {one: served_pass(server, shares[one], args.uploaders, one)
                     for one in order}
             bare = (bare_before + bare_rate(detector, jpegs)) / 2
-            layout = (layout_before + side_by_side_rate(onnx, card, jpegs, workers)) / 2
+            layout = (layout_before + side_by_side_rate(model_file, card, jpegs, workers)) / 2
             for one, run in done.items():
                 passes[one].append(run)
                 ratios[one].append(run.rate / bare)
