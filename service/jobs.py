@@ -300,6 +300,8 @@ class Worker:
             config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf),
                                     threads=self._cores, spin=False)
             loaded = self._detectors[slot] = (ref, Detector.open(path, card, config))
+            log.info("job thread %d runs %s (%s, %s)", slot, ref, self.services.model_kind,
+                     path)
         return loaded
 
     def _process(self, claimed: Claimed, detector: Detector) -> None:
