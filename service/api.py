@@ -61,18 +61,27 @@ async def upload_photos(
     202 with a job id once the bytes and the job are stored; with ``wait``, once the job
     has ended too (or ``wait`` seconds passed), with the job as ``GET /v1/jobs/{id}``
     gives it: one request per photo instead of two."""
-    job_id = await run_in_threadpool(_store_photos, state, caller, files,
-                                     {"lat": lat, "lon": lon}, vehicle_id)
+    job_id = str(uuid.uuid4())
+    deadline = time.monotonic() + wait
+    # watched before the job exists, so its end is heard however soon it comes, and the
+    # job is read once it has ended rather than also once just after it was queued
+    with state.job_events.watch(job_id) as ended:
+        await run_in_threadpool(_store_photos, state, caller, files,
+                                {"lat": lat, "lon": lon}, vehicle_id, job_id)
+        if wait > 0:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), min(wait, state.job_recheck_s))
     answer: dict[str, Any] = {"job_id": job_id, "status": "queued", "photos": len(files)}
     if wait > 0:
-        job = await _job_when_ended(state, job_id, wait)
+        job = await _job_when_ended(state, job_id, deadline - time.monotonic())
         answer.update(status=job["status"], job=job)
     return answer
 
 
 def _store_photos(state: AppState, caller: Caller, files: list[UploadFile],
-                  where: dict[str, float | None], vehicle_id: str | None) -> str:
-    """Store the photos, each judged by its content, and their job; the job's id."""
+                  where: dict[str, float | None], vehicle_id: str | None,
+                  job_id: str) -> None:
+    """Store the photos, each judged by its content, and their job ``job_id``."""
     _check_queue(state)
     stored: list[tuple[str, str, int, str, dict[str, Any]]] = []
     for number, upload in enumerate(files, start=1):
@@ -85,7 +94,7 @@ def _store_photos(state: AppState, caller: Caller, files: list[UploadFile],
         except UploadError as exc:
             raise HTTPException(exc.status, f"{name}: {exc}") from None
         stored.append(("photo", sha, size, name, {}))
-    return _new_job(state, "photos", vehicle_id, {**where, "by": caller.name}, stored)
+    _new_job(state, "photos", vehicle_id, {**where, "by": caller.name}, stored, job_id)
 
 
 @api.post("/v1/uploads/videos", status_code=202)
@@ -141,9 +150,10 @@ def _check_queue(state: State) -> None:
 
 
 def _new_job(state: State, kind: str, vehicle_id: str | None, params: dict[str, Any],
-             stored: list[tuple[str, str, int, str, dict[str, Any]]]) -> str:
-    """The job and its uploads, in one transaction."""
-    job_id = str(uuid.uuid4())
+             stored: list[tuple[str, str, int, str, dict[str, Any]]],
+             job_id: str | None = None) -> str:
+    """The job (``job_id``, else a new id) and its uploads, in one transaction; its id."""
+    job_id = job_id or str(uuid.uuid4())
     with state.sessions() as session:
         session.add(Job(id=job_id, kind=kind, source_kind="vehicle" if vehicle_id else "upload",
                         source_id=vehicle_id or f"upload-{job_id[:8]}", params=params))
@@ -185,11 +195,13 @@ _GOING = ("queued", "running")
 
 
 def _job_status(state: AppState, job_id: str) -> dict[str, Any]:
+    """The job as ``GET /v1/jobs/{id}`` answers it, in one statement."""
+    produced = select(func.count()).where(Case.job_id == job_id).scalar_subquery()
     with state.sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None:
+        row = session.execute(select(Job, produced).where(Job.id == job_id)).first()
+        if row is None:
             raise HTTPException(404, f"no job {job_id}")
-        cases = session.scalar(select(func.count()).where(Case.job_id == job_id)) or 0
+        job, cases = row
         return {"id": job.id, "kind": job.kind, "status": job.status,
                 "progress": job.progress, "error": job.error, "model": job.model,
                 "cases": cases, "joined": list(job.joined),
