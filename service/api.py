@@ -69,8 +69,7 @@ async def upload_photos(
         await run_in_threadpool(_store_photos, state, caller, files,
                                 {"lat": lat, "lon": lon}, vehicle_id, job_id)
         if wait > 0:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), min(wait, state.job_recheck_s))
+            await _hear_end(state, ended, wait)
     answer: dict[str, Any] = {"job_id": job_id, "status": "queued", "photos": len(files)}
     if wait > 0:
         job = await _job_when_ended(state, job_id, deadline - time.monotonic())
@@ -187,8 +186,15 @@ async def _job_when_ended(state: AppState, job_id: str, wait: float) -> dict[str
             left = deadline - time.monotonic()
             if job["status"] not in _GOING or left <= 0:
                 return job
-            with suppress(TimeoutError):  # look again now and then: another process
-                await asyncio.wait_for(ended.wait(), min(left, state.job_recheck_s))  # may run it
+            await _hear_end(state, ended, left)
+
+
+async def _hear_end(state: AppState, ended: asyncio.Event, left: float) -> None:
+    """Wait for a job's ``ended`` event (from ``job_events.watch``), at most ``left``
+    seconds and at most ``job_recheck_s``: the job is looked at again now and then, since
+    another process may run it and this one would not hear its end."""
+    with suppress(TimeoutError):
+        await asyncio.wait_for(ended.wait(), min(left, state.job_recheck_s))
 
 
 _GOING = ("queued", "running")
