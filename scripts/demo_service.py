@@ -37,8 +37,10 @@ def main() -> None:
     key = subprocess.run([sw, "keys", "create", "--role", "admin", "--name", "demo"], env=env,
                          check=True, capture_output=True, text=True).stdout.strip()
     port = free_port()
+    data.mkdir(parents=True, exist_ok=True)
+    log = (data / "serve.log").open("w")  # the service's log: one JSON object a line
     server = subprocess.Popen([sw, "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}"}
     try:
@@ -80,7 +82,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"\nThe database is in {data}. Serve it again with:\n"
+        log.close()
+    print(f"\nThe database is in {data}, the service's log in {data / 'serve.log'}. "
+          "Serve it again with:\n"
           f"  STREETWATCH_DATA_DIR={data} .venv/bin/streetwatch serve\n"
           "then review on http://127.0.0.1:8000/review (the API: /docs), with this key:\n"
           f"  {key}")

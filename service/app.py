@@ -19,6 +19,7 @@ from streetwatch.service.dispatch import Dispatcher
 from streetwatch.service.frames_api import frames
 from streetwatch.service.health import health
 from streetwatch.service.jobs import Services, Worker
+from streetwatch.service.logs import RequestLog
 from streetwatch.service.review_page import review_page
 from streetwatch.service.session import session_secret
 from streetwatch.service.settings import Settings
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="streetwatch", version="1", lifespan=lifespan)
     app.state.sw = state
     app.state.streams = streams
+    app.add_middleware(RequestLog)
 
     @app.exception_handler(HTTPException)
     async def _json_error(_request: Request, exc: HTTPException) -> JSONResponse:

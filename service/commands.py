@@ -25,13 +25,22 @@ def _settings() -> Settings:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
 def serve_command(host: str, port: int) -> None:
-    """Run the service (settings from STREETWATCH_* variables; see README)."""
+    """Run the service (settings from STREETWATCH_* variables; see README). Logs go to
+    stderr, one JSON object a line (STREETWATCH_LOG_FORMAT=text for plain lines), from INFO
+    up (-vv: DEBUG)."""
+    import logging
+
     import uvicorn
 
     from streetwatch.service.app import create_app
+    from streetwatch.service.logs import configure
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    level = min(logging.INFO, logging.getLogger().level)  # -v on the main command lowers it
+    configure(settings.log_format, level)
+    # uvicorn's access log is replaced by the app's own request lines (logs.RequestLog)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None,
+                log_level=level, access_log=False)
 
 
 @click.group("keys")

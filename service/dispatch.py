@@ -124,6 +124,9 @@ class Dispatcher:
                                                why=f"delivered to {self.url}"))
                         case.status = "dispatched"
                     session.commit()
+                    log.info("case %s delivered to dispatch (attempt %d)", entry.case_id,
+                             entry.attempts, extra={"case_id": entry.case_id,
+                                                    "attempt": entry.attempts})
                     return True
                 error = f"HTTP {response.status_code}: {response.text[:200]}"
             except httpx.HTTPError as exc:
@@ -134,5 +137,6 @@ class Dispatcher:
             entry.last_error = error
             session.commit()
             log.warning("dispatch of case %s failed (%s); retry in %.0f s", entry.case_id, error,
-                        backoff)
+                        backoff, extra={"case_id": entry.case_id, "attempt": entry.attempts,
+                                        "error": error, "retry_s": backoff})
             return False

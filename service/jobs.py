@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -248,7 +249,8 @@ class Worker:
                     raise detector
                 self._process(claimed, detector[1])
             except Exception as exc:  # a bad job must not stop the worker
-                log.exception("job %s failed", claimed.job_id)
+                log.exception("job %s failed", claimed.job_id,
+                              extra={"job_id": claimed.job_id, "status": "failed"})
                 self._finish(claimed.job_id, "failed", str(exc))
 
     def _claim(self, model: str | None) -> Claimed | None:
@@ -305,6 +307,7 @@ class Worker:
         return loaded
 
     def _process(self, claimed: Claimed, detector: Detector) -> None:
+        started = time.monotonic()
         job_id, params, source, uploads = (claimed.job_id, claimed.params, claimed.source,
                                            claimed.uploads)
         info = detector.info
@@ -345,6 +348,12 @@ class Worker:
         store_cases(self.services.job_writes, job_id, builder.candidates, samples=sampler.take(),
                     done=True)
         self.services.events.ended(job_id)
+        seconds = time.monotonic() - started
+        log.info("job %s done: %d frame(s), %d candidate(s), %.1f s", job_id, done[0],
+                 len(builder.candidates), seconds, extra={
+                     "job_id": job_id, "status": "done", "kind": "photos" if photos else "video",
+                     "frames": done[0], "candidates": len(builder.candidates),
+                     "seconds": round(seconds, 3), "model": f"{info.name}:{info.version}"})
 
     def _video(self, video: Upload, uploads: list[Upload], params: dict[str, Any],
                source_id: str) -> VideoSource:

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
         workers: Jobs run at once, each on its own detector with an equal share of the
             cores (default: one per core, at most 4). More jobs at once is more photos per
             second; 1 gives a lone long video every core.
+        log_format: ``json`` (one object a line, for a log shipper) or ``text`` (plain
+            lines for a terminal); see ``service/logs.py`` for the fields.
     """
 
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="forbid", frozen=True)
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     sample_rate: float = Field(default=0.02, ge=0, le=1)
     clip_seconds: float = Field(default=6.0, ge=0, le=60)
     workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=64)
+    log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
     def _dispatch_needs_a_secret(self) -> Settings:
@@ -98,4 +101,11 @@ class Settings(BaseSettings):
         try:
             return cls.model_validate({**values, **overrides})
         except ValidationError as exc:
+            first = exc.errors()[0]
+            name = PREFIX + str(first["loc"][0]).upper() if first["loc"] else ""
+            if name in environ and str(first["loc"][0]) not in overrides:
+                given = "(hidden)" if "secret" in name.lower() else repr(environ[name])
+                raise SettingsError(f"{name}={given}: {first['msg']}") from None
+            if not first["loc"]:  # a rule across settings
+                raise SettingsError(f"settings: {first['msg']}") from None
             raise SettingsError(validation_message(exc, "setting")) from None

@@ -141,7 +141,8 @@ class CameraWorker:
                 progress=metrics.frames.inc if metrics else lambda n: None,
                 on_inference=metrics.inference_seconds.observe if metrics else lambda s: None)
         except Exception as exc:  # report it on the camera; never take the service down
-            log.exception("camera %s stopped", self.camera.id)
+            log.exception("camera %s stopped", self.camera.id,
+                          extra={"camera_id": self.camera.id})
             self.error = str(exc)
 
 

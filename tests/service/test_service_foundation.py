@@ -28,10 +28,14 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("environ", "message"), [
     ({"STREETWATCH_DATABSE_URL": "sqlite://"}, "unknown setting STREETWATCH_DATABSE_URL"),
-    ({"STREETWATCH_QUEUE_LIMIT": "many"}, "setting 'queue_limit'"),
-    ({"STREETWATCH_MAX_UPLOAD_BYTES": "0"}, "setting 'max_upload_bytes'"),
-    ({"STREETWATCH_MODEL_KIND": "fp16"}, "setting 'model_kind': Input should be 'onnx' or "
-                                         "'int8'"),
+    ({"STREETWATCH_QUEUE_LIMIT": "many"}, "STREETWATCH_QUEUE_LIMIT='many': Input should be"),
+    ({"STREETWATCH_MAX_UPLOAD_BYTES": "0"}, "STREETWATCH_MAX_UPLOAD_BYTES='0': Input should"),
+    ({"STREETWATCH_MODEL_KIND": "fp16"}, "STREETWATCH_MODEL_KIND='fp16': Input should be "
+                                         "'onnx' or 'int8'"),
+    ({"STREETWATCH_LOG_FORMAT": "xml"}, "STREETWATCH_LOG_FORMAT='xml': Input should be "
+                                        "'json' or 'text'"),
+    ({"STREETWATCH_DISPATCH_URL": "http://x"}, "settings: Value error, dispatch_url needs "
+                                               "dispatch_secret"),
 ])
 def test_bad_settings_name_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
