@@ -44,8 +44,8 @@ def formatter(kind: LogFormat) -> logging.Formatter:
 
 
 def configure(kind: LogFormat, level: int | str = logging.INFO) -> None:
-    """Send every logger's records (uvicorn's too) to stderr as ``kind``, from ``level`` up,
-    replacing the handlers the root logger had."""
+    """Send every logger's records (uvicorn's and Python warnings too) to stderr as
+    ``kind``, from ``level`` up, replacing the handlers the root logger had."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(kind))
     root = logging.getLogger()
@@ -56,6 +56,7 @@ def configure(kind: LogFormat, level: int | str = logging.INFO) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # through the root's handler
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)  # Python warnings become records too, not bare stderr text
 
 
 class RequestLog:
