@@ -435,7 +435,7 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
     if model.suffix == ".onnx":  # one model run per image serves both passes
         seen: dict[Path, Detections] = {}
         scored = score_with_detector(model, dataset, records, out,
-                                     operating=(DetectorConfig(conf=conf), seen))
+                                     operating=(DetectorConfig(conf=conf), seen), imgsz=imgsz)
         predict = partial(_arrays, seen)
     else:
         scored = _score(model, data_yaml, work, imgsz, batch)

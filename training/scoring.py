@@ -8,6 +8,7 @@ numbers compare with ``.pt`` evaluations while measuring what production runs.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy.typing as npt
 
 from streetwatch.datasets.format import Dataset, ImageRecord
 from streetwatch.inference.boxes import pairwise_iou
-from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.detector import Detector, DetectorConfig, read_model_info
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 
@@ -46,13 +47,19 @@ def match(pred_cls: npt.NDArray[np.int64], true_cls: npt.NDArray[np.int64],
 def score_with_detector(
         model: Path, dataset: Dataset, records: list[ImageRecord], out: Path, *,
         operating: tuple[DetectorConfig, dict[Path, Detections]] | None = None,
+        imgsz: int | None = None,
 ) -> dict[str, Any]:
     """Per-class metrics of an ONNX model on ``records``; writes ``pr_curve.png`` and
     ``confusion_matrix.png`` to ``out``. With ``operating`` (a config and a dict), the dict
-    is filled with each image's detections at that config too, from the same model run."""
+    is filled with each image's detections at that config too, from the same model run.
+    ``imgsz`` runs the model at another input size than its metadata's (it is exported
+    with dynamic height and width)."""
     from ultralytics.utils.metrics import ap_per_class
 
-    detector = Detector.open(model, config=DetectorConfig(conf=0.001, iou=0.7, max_det=300))
+    info = read_model_info(model)
+    if imgsz is not None:
+        info = replace(info, imgsz=imgsz)
+    detector = Detector(info, DetectorConfig(conf=0.001, iou=0.7, max_det=300))
     views = [detector] if operating is None else [detector,
                                                    detector.with_config(operating[0])]
     nc = len(TAXONOMY.keys)

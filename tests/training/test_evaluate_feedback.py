@@ -197,3 +197,16 @@ def test_examples_sets_how_many_crops_the_report_shows(feedback: Path) -> None:
                    "--examples", "-1", "--out", feedback / "eval-examples-bad")
     assert result.exit_code == 2
     assert "--examples" in result.output
+
+
+def test_imgsz_runs_an_onnx_model_at_that_input_size(feedback: Path) -> None:
+    """The fixed model answers in input pixels: at 128 px its vehicle lands at half the
+    image's coordinates, missing the true box it hits at the model's own 64 px."""
+    own = evaluate(feedback / "candidate.onnx", feedback / "data", feedback / "eval-64",
+                   split="val", examples=0)
+    larger = evaluate(feedback / "candidate.onnx", feedback / "data", feedback / "eval-128",
+                      split="val", examples=0, imgsz=128)
+    assert (own["model"]["imgsz"], larger["model"]["imgsz"]) == (64, 128)
+    assert own["classes"]["vehicle"]["ap50"] == pytest.approx(0.995, abs=0.005)
+    assert larger["classes"]["vehicle"]["ap50"] == 0
+    assert larger["operating_point"]["classes"]["vehicle"] == {"tp": 0, "fp": 2, "miss": 2}
