@@ -9,10 +9,10 @@ every job is done, in two passes of photos of their own: clients that then wait 
 job with one long-polling request (``GET /v1/jobs/{id}?wait=60``), and clients whose upload
 itself waits (``POST /v1/uploads/photos?wait=60``: one request a photo). Each pass
 measures photos per second end to end (upload, store, queue, detect, write cases) against
-the bare ``Detector`` on the same decoded images, passed before and after the service's
-passes, so a ratio compares runs seconds apart: this shared machine's speed drifts by tens of
-percent within minutes, and one ratio of two separate runs is mostly that drift. It prints
-every round's ratio and their median, and the p50/p95 latency from upload to job done. The
+the bare ``Detector`` on the same images (decoding them too), passed before and after the
+service's passes, so a ratio compares runs seconds apart: this shared machine's speed drifts
+by tens of percent within minutes, and one ratio of two separate runs is mostly that drift.
+It prints every round's ratio and their median, and the p50/p95 latency from upload to job done. The
 bare detector is one call at a time with the default settings (every core); the service
 runs one detector per job thread (``STREETWATCH_WORKERS``), so it is also compared with
 that many bare detectors side by side. Beside the rates it prints the CPU time each photo
