@@ -43,11 +43,20 @@ def formatter(kind: LogFormat) -> logging.Formatter:
                          json_ensure_ascii=False)
 
 
+def _without_colour(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's ``color_message`` (the message with terminal colour codes)."""
+    record.__dict__.pop("color_message", None)
+    return True
+
+
 def configure(kind: LogFormat, level: int | str = logging.INFO) -> None:
     """Send every logger's records (uvicorn's and Python warnings too) to stderr as
-    ``kind``, from ``level`` up, replacing the handlers the root logger had."""
+    ``kind``, from ``level`` up, replacing the handlers the root logger had. (Native
+    libraries that print to stderr themselves, such as OpenCV's FFmpeg notes when it writes
+    a WebM clip, still add a plain line now and then.)"""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(kind))
+    handler.addFilter(_without_colour)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -57,6 +66,8 @@ def configure(kind: LogFormat, level: int | str = logging.INFO) -> None:
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
     logging.captureWarnings(True)  # Python warnings become records too, not bare stderr text
+    # Alembic announces each of its plugins at INFO on every start
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 class RequestLog:

@@ -123,3 +123,24 @@ def test_text_format_is_one_plain_line_and_json_keeps_the_extra_fields() -> None
     parsed = json.loads(formatter("json").format(record))
     assert parsed["message"] == "job j1 done" and parsed["job_id"] == "j1"
     assert parsed["level"] == "INFO" and parsed["time"].endswith("+00:00")
+
+
+def test_configure_drops_colour_codes_and_alembics_plugin_chatter(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from streetwatch.service.logs import configure
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        configure("json")
+        logging.getLogger("uvicorn.error").info(
+            "Started server process [%d]", 7,
+            extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
+        logging.getLogger("alembic.runtime.plugins").info("setup plugin x")
+        lines = capsys.readouterr().err.splitlines()
+    finally:
+        root.handlers[:], root.level = saved
+        logging.captureWarnings(False)
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.NOTSET)
+    assert [json.loads(line)["message"] for line in lines] == ["Started server process [7]"]
+    assert "color_message" not in lines[0]
