@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="streetwatch", version="1", lifespan=lifespan)
     app.state.sw = state
     app.state.streams = streams
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestLog, observe=state.metrics.observe_request)
 
     @app.exception_handler(HTTPException)
     async def _json_error(_request: Request, exc: HTTPException) -> JSONResponse:

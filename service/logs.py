@@ -9,8 +9,9 @@ for a person at a terminal.
 
 :class:`RequestLog` replaces uvicorn's access log: a line per HTTP request with its method,
 path, status, duration and request id (the caller's ``X-Request-ID`` if it sent one, else a
-new one, echoed in the answer), on the ``streetwatch.http`` logger. Probes and metrics
-scrapes are logged at DEBUG, so a healthy idle service stays quiet at INFO.
+new one, echoed in the answer), on the ``streetwatch.http`` logger, and times it for the
+``streetwatch_http_request_seconds`` histogram. Probes and metrics scrapes are logged at
+DEBUG, so a healthy idle service stays quiet at INFO.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
@@ -70,11 +72,17 @@ def configure(kind: LogFormat, level: int | str = logging.INFO) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
-class RequestLog:
-    """ASGI middleware: logs each HTTP request once it is answered, with its request id."""
+Observe = Callable[[str, str, int, float], None]  # method, route, status, seconds
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestLog:
+    """ASGI middleware: logs each HTTP request once it is answered, with its request id,
+    and hands ``observe`` its method, route template (``unmatched`` for paths no route
+    serves), status and duration, for a metric."""
+
+    def __init__(self, app: ASGIApp, observe: Observe | None = None) -> None:
         self.app = app
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,11 +104,14 @@ class RequestLog:
             await self.app(scope, receive, answer)
         finally:
             path = scope["path"]
-            ms = (time.perf_counter() - started) * 1000
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"  # set by routing
             client = scope.get("client")
             http_log.log(
                 logging.DEBUG if path in QUIET_PATHS else logging.INFO,
-                "%s %s %d %.1f ms", scope["method"], path, status, ms,
-                extra={"method": scope["method"], "path": path, "status": status,
-                       "ms": round(ms, 1), "client": client[0] if client else None,
-                       "request_id": request_id})
+                "%s %s %d %.1f ms", scope["method"], path, status, seconds * 1000,
+                extra={"method": scope["method"], "path": path, "route": route,
+                       "status": status, "ms": round(seconds * 1000, 1),
+                       "client": client[0] if client else None, "request_id": request_id})
+            if self.observe is not None:
+                self.observe(scope["method"], route, status, seconds)

@@ -30,6 +30,7 @@ class Metrics:
     dispatch_attempts: Counter
     dispatch_failures: Counter
     queue_depth: Gauge
+    http_seconds: Histogram
 
     @classmethod
     def create(cls, sessions: sessionmaker[Session]) -> Metrics:
@@ -47,7 +48,16 @@ class Metrics:
             dispatch_failures=Counter("streetwatch_dispatch_failures_total", "Deliveries "
                                       "failed", registry=registry),
             queue_depth=Gauge("streetwatch_queue_depth", "Jobs waiting", registry=registry),
+            # by the route's template (/v1/jobs/{job_id}), so ids do not multiply the series
+            http_seconds=Histogram("streetwatch_http_request_seconds", "HTTP requests by "
+                                   "method, route and status, answered within",
+                                   ["method", "route", "status"], registry=registry,
+                                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                                            5, 10, 30, 60)),
         )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.http_seconds.labels(method, route, str(status)).observe(seconds)
 
 
 class _CaseCollector:

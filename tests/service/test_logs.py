@@ -56,6 +56,9 @@ def test_serve_logs_json_lines_for_requests_and_finished_jobs(tmp_path: Path) ->
                                      files={"files": ("p.jpg", photo.tobytes(), "image/jpeg")})
                 assert upload.status_code == 202 and upload.json()["status"] == "done"
                 job_id = upload.json()["job_id"]
+                assert client.get(f"/v1/jobs/{job_id}").status_code == 401
+                assert client.get("/no/such/page").status_code == 404
+                exposition = client.get("/metrics").text
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -75,6 +78,16 @@ def test_serve_logs_json_lines_for_requests_and_finished_jobs(tmp_path: Path) ->
         ("INFO", "done", 1, 1)]
     assert done[0]["model"] == "fixed:1"
     assert not any(r["logger"] == "uvicorn.access" for r in records)  # ours replaces it
+    assert uploaded[0]["route"] == "/v1/uploads/photos"
+    # the request histogram: by the route's template, and one series for unmatched paths
+    counted = {line.split(" ")[0]: float(line.split(" ")[1]) for line in exposition.splitlines()
+               if line.startswith("streetwatch_http_request_seconds_count")}
+    assert counted['streetwatch_http_request_seconds_count{method="POST",'
+                   'route="/v1/uploads/photos",status="202"}'] == 1
+    assert counted['streetwatch_http_request_seconds_count{method="GET",'
+                   'route="/v1/jobs/{job_id}",status="401"}'] == 1
+    assert counted['streetwatch_http_request_seconds_count{method="GET",'
+                   'route="unmatched",status="404"}'] == 1
 
 
 def test_a_bad_log_format_is_refused_naming_the_setting(tmp_path: Path) -> None:
