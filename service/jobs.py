@@ -444,9 +444,11 @@ def store_cases(sessions: sessionmaker[Session], job_id: str | None,
     samples = list(samples)
     with sessions() as session:
         ids = [c.id for c in candidates]
-        stored = {case.id: case for case in _rows_in(session, Case, Case.id, ids)} if update \
-            else {}
-        known_ids = set(stored) if update else set(_column_in(session, Case.id, ids))
+        if update:  # the rows, to extend them below
+            stored = {case.id: case for case in _rows_in(session, Case, Case.id, ids)}
+            known_ids = set(stored)
+        else:
+            stored, known_ids = {}, set(_column_in(session, Case.id, ids))
         new: dict[str, CaseCandidate] = {}
         for candidate in candidates:
             if candidate.id in known_ids or candidate.id in new:  # the first of an id stays
@@ -558,21 +560,22 @@ _IN_CHUNK = 500  # values per IN (...): far below any database's limit on parame
 Row = TypeVar("Row", bound=Base)
 
 
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    """``values`` in pieces of at most ``_IN_CHUNK``, one ``IN (...)`` each."""
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start:start + _IN_CHUNK]
+
+
 def _rows_in(session: Session, table: type[Row], column: Any, values: list[str]) -> list[Row]:
     """The rows of ``table`` whose ``column`` is among ``values``."""
-    rows: list[Row] = []
-    for start in range(0, len(values), _IN_CHUNK):
-        chunk = values[start:start + _IN_CHUNK]
-        rows += session.scalars(select(table).where(column.in_(chunk)))
-    return rows
+    return [row for chunk in _chunks(values)
+            for row in session.scalars(select(table).where(column.in_(chunk)))]
 
 
 def _column_in(session: Session, column: Any, values: list[str]) -> list[str]:
     """The values of ``column`` (of one table) that are among ``values``: which are stored."""
-    found: list[str] = []
-    for start in range(0, len(values), _IN_CHUNK):
-        found += session.scalars(select(column).where(column.in_(values[start:start + _IN_CHUNK])))
-    return found
+    return [found for chunk in _chunks(values)
+            for found in session.scalars(select(column).where(column.in_(chunk)))]
 
 
 def case_values(candidate: CaseCandidate, job_id: str | None) -> dict[str, Any]:
