@@ -21,6 +21,7 @@ _COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "gc": ("streetwatch.service.commands", "gc_command", None),
     "models": ("streetwatch.models.cli", "models", None),
     "train": ("streetwatch.training.cli", "train_command", "train"),
+    "average": ("streetwatch.training.cli", "average_command", "train"),
     "eval": ("streetwatch.training.cli", "eval_command", "train"),
     "export": ("streetwatch.training.cli", "export_command", "train"),
 }

@@ -1,4 +1,4 @@
-"""``streetwatch train``, ``eval`` and ``export``: the commands that need the ``train`` extra."""
+"""``streetwatch train``, ``average``, ``eval`` and ``export``: the commands of the train extra."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import click
 from streetwatch.models.cli import REGISTRY_OPTION, open_registry
 from streetwatch.models.files import ConfigFileError
 from streetwatch.models.registry import RegistryError
+from streetwatch.training.average import AverageError, Ingredient, average
 from streetwatch.training.config import load_config
 from streetwatch.training.datamix import DataMixError, DataSource
 from streetwatch.training.evaluate import EvalError, evaluate
@@ -93,6 +94,38 @@ def train_command(sources: list[DataSource], holdouts: tuple[Path, ...], config_
         raise click.ClickException(f"bad option: {exc}") from None
     click.echo(f"trained {result.epochs} epochs in {result.seconds / 60:.1f} min "
                f"({result.seconds_per_epoch:.0f} s/epoch); best weights: {result.best}")
+
+
+def _ingredient(ctx: click.Context, param: click.Parameter,
+                values: tuple[str, ...]) -> list[Ingredient]:
+    try:
+        return [Ingredient.parse(v) for v in values]
+    except AverageError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+@click.command("average")
+@click.option("--model", "ingredients", multiple=True, required=True, callback=_ingredient,
+              metavar="RUN/weights/X.pt[:SHARE]",
+              help="A checkpoint of a training run (repeatable, at least two, all fine-tuned "
+                   "from one start); SHARE weighs it (default 1).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Run folder to write (weights/best.pt, run.json, command.txt).")
+@click.option("--parent", metavar="NAME:VERSION",
+              help="The registered model the ingredients were fine-tuned from, for the card.")
+def average_command(ingredients: list[Ingredient], out: Path, parent: str | None) -> None:
+    """Average the weights of several training runs into one model (a "model soup").
+
+    Runs fine-tuned from the same weights can be averaged into one detector that costs one
+    model's inference. The result is a run folder that `streetwatch export` packages like
+    any other; its card lists every dataset the ingredients trained on.
+    """
+    try:
+        best = average(ingredients, out, command=_command_line(click.get_current_context()),
+                       parent=parent)
+    except (*_USER_ERRORS, AverageError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"averaged {len(ingredients)} checkpoints: {best}")
 
 
 def _resolve_model(text: str, registry_root: Path | None) -> tuple[Path, str | None, str]:

@@ -163,3 +163,99 @@ def test_fine_tuning_a_registered_model_records_its_parent(trained: Path) -> Non
     both = sw("train", "--data", trained / "train", "--parent", "base:1", "--model", "x.pt",
               "--registry", registry.root, "--out", trained / "never")
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_average_of_two_checkpoints_exports_and_registers(trained: Path) -> None:
+    """A weight average is a run folder that export and the registry take like any other;
+    its tensors are the weighted mean of its ingredients'."""
+    import torch
+
+    run, out = trained / "run", trained / "averaged"
+    best, last = run / "weights/best.pt", run / "weights/last.pt"
+    result = ok("average", "--model", best, "--model", f"{last}:3", "--out", out)
+    assert str(out / "weights/best.pt") in result.output
+    record = json.loads((out / "run.json").read_text())
+    assert [(i["weights"], i["share"]) for i in record["config"]["average"]] \
+        == [(str(best), 0.25), (str(last), 0.75)]
+    assert record["data"] == json.loads((run / "run.json").read_text())["data"]  # once each
+    assert "streetwatch average --model" in (out / "command.txt").read_text()
+
+    def tensors(path: Path) -> dict[str, torch.Tensor]:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        model = checkpoint["ema"] if checkpoint.get("ema") is not None else checkpoint["model"]
+        return {k: v.float() for k, v in model.state_dict().items()}
+
+    a, b, mean = tensors(best), tensors(last), tensors(out / "weights/best.pt")
+    floats = [k for k, v in a.items() if v.is_floating_point()]
+    assert floats and all(torch.allclose(mean[k], 0.25 * a[k] + 0.75 * b[k], atol=2e-3)
+                          for k in floats)
+
+    registry = trained / "registry-averaged"
+    ok("export", "--model", out / "weights/best.pt", "--data", trained / "test",
+       "--register", "soup:1", "--registry", registry)
+    card = Registry(registry).card("soup:1")
+    assert card.training.data == {d["path"]: d["fingerprint"] for d in record["data"]}
+    assert card.training.config["average"] == record["config"]["average"]
+    assert "soup:1: ok" in ok("models", "verify", "--registry", registry).output
+
+
+def test_average_refuses_what_it_cannot_average(trained: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    best = trained / "run/weights/best.pt"
+
+    def refused(*models: str | Path, out: Path = tmp_path / "avg") -> str:
+        args: list[str | Path] = ["average", "--out", out]
+        for model in models:
+            args += ["--model", model]
+        result = sw(*args)
+        assert result.exit_code != 0, result.output
+        assert not (tmp_path / "avg").exists()  # nothing half-written
+        return result.output
+
+    assert "at least two" in refused(best)
+    assert "the share after ':' must be a number > 0" in refused(best, f"{best}:0")
+
+    loose = tmp_path / "loose.pt"  # a checkpoint outside any run folder
+    shutil.copyfile(best, loose)
+    assert f"{loose}: not in a run folder" in refused(best, loose)
+
+    def copy_run(name: str) -> Path:
+        shutil.copytree(trained / "run", tmp_path / name,
+                        ignore=shutil.ignore_patterns("data", "export", "*.png", "*.jpg"))
+        return tmp_path / name / "weights/best.pt"
+
+    corrupt = copy_run("corrupt")
+    corrupt.write_bytes(b"\x00" * 64)
+    assert f"{corrupt}: not a readable PyTorch checkpoint" in refused(best, corrupt)
+
+    renamed = copy_run("renamed")  # another class list
+    checkpoint = torch.load(renamed, map_location="cpu", weights_only=False)
+    checkpoint["model"].names = {0: "cat", **{k: v for k, v in checkpoint["model"].names.items()
+                                              if k}}
+    torch.save(checkpoint, renamed)
+    assert f"{renamed}: classes ['cat'," in refused(best, renamed)
+
+    other = copy_run("other")  # another architecture
+    from ultralytics.nn.tasks import DetectionModel
+
+    checkpoint = torch.load(other, map_location="cpu", weights_only=False)
+    nc = len(TAXONOMY.keys)
+    model = DetectionModel("yolo11s.yaml", nc=nc, verbose=False)  # type: ignore[no-untyped-call]
+    model.names = checkpoint["model"].names
+    checkpoint["model"] = model.half()
+    torch.save(checkpoint, other)
+    assert f"{other}: layer 'model.0.conv.weight' has shape" in refused(best, other)
+
+    changed = copy_run("changed")  # trained on a dataset whose manifest has changed since
+    record = json.loads((changed.parent.parent / "run.json").read_text())
+    record["data"][0]["fingerprint"] = "0" * 64
+    (changed.parent.parent / "run.json").write_text(json.dumps(record))
+    assert "the dataset changed between the runs" in refused(best, changed)
+
+    taken = tmp_path / "taken"
+    (taken / "keep").mkdir(parents=True)
+    assert f"{taken}: already exists" in refused(best, best, out=taken)
+    assert [p.name for p in taken.iterdir()] == ["keep"]
