@@ -50,6 +50,9 @@ class Ingredient:
             return cls(Path(path), value)
         return cls(Path(text))
 
+    def __str__(self) -> str:
+        return str(self.weights) if self.share == 1 else f"{self.weights}:{self.share:g}"
+
 
 def average(ingredients: list[Ingredient], out: Path, *, command: str,
             parent: str | None = None) -> Path:

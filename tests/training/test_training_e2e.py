@@ -178,7 +178,8 @@ def test_average_of_two_checkpoints_exports_and_registers(trained: Path) -> None
     assert [(i["weights"], i["share"]) for i in record["config"]["average"]] \
         == [(str(best), 0.25), (str(last), 0.75)]
     assert record["data"] == json.loads((run / "run.json").read_text())["data"]  # once each
-    assert "streetwatch average --model" in (out / "command.txt").read_text()
+    command = (out / "command.txt").read_text()  # what runs it again
+    assert f"streetwatch average --model {best} --model {last}:3 --out {out}" in command
 
     def tensors(path: Path) -> dict[str, torch.Tensor]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
