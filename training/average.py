@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streetwatch.models.files import atomic_write_text, read_mapping, sha256_file, staged_directory
+from streetwatch.training.datamix import split_number
 from streetwatch.training.train import COMMAND_TXT, RUN_JSON, offline
 from streetwatch.training.weights import check_weights
 
@@ -39,16 +40,12 @@ class Ingredient:
     @classmethod
     def parse(cls, text: str) -> Ingredient:
         """``PATH`` or ``PATH:SHARE`` (a share is a number > 0)."""
-        path, sep, share = text.rpartition(":")
-        if sep and path:
-            try:
-                value = float(share)
-            except ValueError:
-                return cls(Path(text))
-            if not math.isfinite(value) or value <= 0:
-                raise AverageError(f"{text}: the share after ':' must be a number > 0")
-            return cls(Path(path), value)
-        return cls(Path(text))
+        path, share = split_number(text)
+        if share is None:
+            return cls(path)
+        if not math.isfinite(share) or share <= 0:
+            raise AverageError(f"{text}: the share after ':' must be a number > 0")
+        return cls(path, share)
 
     def __str__(self) -> str:
         return str(self.weights) if self.share == 1 else f"{self.weights}:{self.share:g}"

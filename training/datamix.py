@@ -43,6 +43,18 @@ class ContaminationError(DataMixError):
     """A training image is also an evaluation image."""
 
 
+def split_number(text: str) -> tuple[Path, float | None]:
+    """``PATH:NUMBER`` -> (PATH, NUMBER), anything else -> (PATH, None): a path may hold a
+    ':' of its own, so only a number after the last one is taken."""
+    path, sep, number = text.rpartition(":")
+    if sep and path:
+        try:
+            return Path(path), float(number)
+        except ValueError:
+            pass
+    return Path(text), None
+
+
 @dataclass(frozen=True)
 class DataSource:
     """A dataset to train on, with its weight."""
@@ -53,16 +65,12 @@ class DataSource:
     @classmethod
     def parse(cls, text: str) -> DataSource:
         """``PATH`` or ``PATH:WEIGHT`` (the weight is a non-negative number)."""
-        path, sep, weight = text.rpartition(":")
-        if sep and path:
-            try:
-                value = float(weight)
-            except ValueError:
-                return cls(Path(text))
-            if not math.isfinite(value) or value < 0:
-                raise DataMixError(f"{text}: the weight after ':' must be a number >= 0")
-            return cls(Path(path), value)
-        return cls(Path(text))
+        path, weight = split_number(text)
+        if weight is None:
+            return cls(path)
+        if not math.isfinite(weight) or weight < 0:
+            raise DataMixError(f"{text}: the weight after ':' must be a number >= 0")
+        return cls(path, weight)
 
     def __str__(self) -> str:
         return str(self.path) if self.weight == 1 else f"{self.path}:{self.weight:g}"

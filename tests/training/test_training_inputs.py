@@ -163,8 +163,12 @@ def test_weights_repeat_or_sample_training_images(tmp_path: Path, good: Path) ->
 def test_data_weight_syntax() -> None:
     assert DataSource.parse("runs/synth:2.5") == DataSource(Path("runs/synth"), 2.5)
     assert DataSource.parse("runs/synth") == DataSource(Path("runs/synth"), 1.0)
+    # a ':' that is part of the path is not a weight
+    assert DataSource.parse("runs/a:b") == DataSource(Path("runs/a:b"), 1.0)
     with pytest.raises(DataMixError, match="weight"):
         DataSource.parse("runs/synth:-1")
+    with pytest.raises(DataMixError, match="weight"):
+        DataSource.parse("runs/synth:nan")
 
 
 def test_a_failed_mix_keeps_the_previous_one(tmp_path: Path, good: Path) -> None:
