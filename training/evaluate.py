@@ -8,6 +8,11 @@ at the operating point, each class's false alarms and misses by kind: see ``FALS
 ``baseline/metrics.json`` and per-class deltas in the report. It is written beside ``OUT``
 and renamed into place, so a failed evaluation leaves nothing.
 
+An ``.onnx`` model's AP50 comes with a 95 % interval (``uncertainty`` in metrics.json, a
+bootstrap over the images: :mod:`streetwatch.training.bootstrap`), and against an ``.onnx``
+baseline, so does each class's difference (``baseline_delta``): an interval that holds 0
+says the two models cannot be told apart on this data.
+
 AP is ultralytics' (COCO-style, 101-point interpolation). A ``.pt`` is scored by
 ultralytics; an ``.onnx`` through the project's own detector, the code that serves it (see
 :mod:`streetwatch.training.scoring`). The example counts use one operating point (``conf``,
@@ -44,6 +49,7 @@ from streetwatch.inference.detector import DetectorConfig
 from streetwatch.inference.types import Detections
 from streetwatch.models.files import sha256_file, staged_directory
 from streetwatch.models.taxonomy import TAXONOMY
+from streetwatch.training.bootstrap import DRAWS, LEVEL, ImageScores, Scored, intervals
 from streetwatch.training.datamix import (
     DataMixError,
     link_record,
@@ -416,26 +422,46 @@ def evaluate(model: Path, data: Path, out: Path, *, split: str = "test",
 
     with staged_directory(out) as staging, tempfile.TemporaryDirectory(prefix="sw-eval-") as tmp:
         data_yaml = _view(dataset, records, Path(tmp) / "view")
+        scores: list[ImageScores] = []
         metrics = _evaluate_one(model, dataset, records, data_yaml, Path(tmp) / "m", staging,
-                                size, batch, conf, examples, data, split)
+                                size, batch, conf, examples, data, split, scores)
         base = None
         if baseline is not None:
             base_size = imgsz or model_imgsz(baseline)
             (staging / "baseline").mkdir()
+            base_scores: list[ImageScores] = []
             base = _evaluate_one(baseline, dataset, records, data_yaml, Path(tmp) / "b",
-                                 staging / "baseline", base_size, batch, conf, 0, data, split)
+                                 staging / "baseline", base_size, batch, conf, 0, data, split,
+                                 base_scores)
+            if scores and base_scores:  # both scored per image: a paired interval
+                nc = len(TAXONOMY.keys)
+                metrics["baseline_delta"] = {
+                    "baseline": str(baseline), "level": LEVEL, "draws": DRAWS,
+                    "ap50": intervals(Scored(scores, nc), TAXONOMY.keys,
+                                      baseline=Scored(base_scores, nc))}
+                _write_metrics(staging, metrics)
         (staging / "report.md").write_text(_report(metrics, base), encoding="utf-8")
     return metrics
 
 
+def _write_metrics(out: Path, metrics: dict[str, Any]) -> None:
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+
+
 def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], data_yaml: Path,
                   work: Path, out: Path, imgsz: int, batch: int, conf: float, examples: int,
-                  data: Path, split: str) -> dict[str, Any]:
+                  data: Path, split: str, scores: list[ImageScores]) -> dict[str, Any]:
+    """One model's metrics.json in ``out``; an ``.onnx`` model's per-image scores are
+    appended to ``scores`` (a ``.pt`` is scored by ultralytics, which keeps none)."""
     predict: Predict
     if model.suffix == ".onnx":  # one model run per image serves both passes
         seen: dict[Path, Detections] = {}
         scored = score_with_detector(model, dataset, records, out,
-                                     operating=(DetectorConfig(conf=conf), seen), imgsz=imgsz)
+                                     operating=(DetectorConfig(conf=conf), seen), imgsz=imgsz,
+                                     per_image=scores)
+        scored["uncertainty"] = {
+            "method": "percentile bootstrap over images", "level": LEVEL, "draws": DRAWS,
+            "ap50": intervals(Scored(scores, len(TAXONOMY.keys)), TAXONOMY.keys)}
         predict = partial(_arrays, seen)
     else:
         scored = _score(model, data_yaml, work, imgsz, batch)
@@ -477,8 +503,63 @@ def _evaluate_one(model: Path, dataset: Dataset, records: list[ImageRecord], dat
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "examples": shown,
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    _write_metrics(out, metrics)
     return metrics
+
+
+def _ap_table(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> list[str]:
+    """Per class: AP and the counts at the operating point, with intervals and the
+    baseline's AP50 when there are."""
+    point = metrics["operating_point"]
+    header = "| class | instances | precision | recall | AP50 | AP50-95 | TP | FP | missed |"
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    spread = metrics.get("uncertainty", {}).get("ap50", {})
+    paired = metrics.get("baseline_delta", {}).get("ap50", {})
+    if spread:
+        header += " AP50 95 % interval |"
+        rule += "---:|"
+    if baseline:
+        header += " baseline AP50 | ΔAP50 |"
+        rule += "---:|---:|"
+    if paired:
+        header += " ΔAP50 95 % interval |"
+        rule += "---:|"
+    lines = [header, rule]
+    for key in [*TAXONOMY.keys, "all"]:
+        row = metrics["classes"].get(key) if key != "all" else metrics["all"]
+        if row is None:
+            continue
+        c = point["classes"].get(key, {"tp": "", "fp": "", "miss": ""})
+        if key == "all":
+            c = {k: sum(v[k] for v in point["classes"].values()) for k in ("tp", "fp", "miss")}
+        cells = (f"| {key} | {row['instances']} | {row['precision']:.3f} | {row['recall']:.3f} "
+                 f"| {row['ap50']:.3f} | {row['ap50_95']:.3f} | {c['tp']} | {c['fp']} "
+                 f"| {c['miss']} |")
+        if spread:
+            cells += f" {_interval(spread.get(key))} |"
+        if baseline:
+            other = baseline["all"] if key == "all" else baseline["classes"].get(key)
+            if other is None:
+                cells += " - | - |"
+            else:
+                cells += f" {other['ap50']:.3f} | {row['ap50'] - other['ap50']:+.3f} |"
+        if paired:
+            cells += f" {_interval(paired.get(key), signed=True)} |"
+        lines.append(cells)
+    if spread:
+        lines += ["", "The intervals come from resampling the images (bootstrap, "
+                  f"{metrics['uncertainty']['draws']} draws): a 95 % interval for what the model "
+                  "scores on scenes drawn like these."
+                  + (" A difference whose interval holds 0 is not shown by this data."
+                     if paired else "")]
+    return lines
+
+
+def _interval(bounds: list[float] | None, *, signed: bool = False) -> str:
+    if bounds is None:
+        return "-"
+    spec = "+.3f" if signed else ".3f"
+    return f"{bounds[0]:{spec}} to {bounds[1]:{spec}}"
 
 
 def _height_table(point: dict[str, Any]) -> list[str]:
@@ -534,29 +615,7 @@ def _report(metrics: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         lines.append(f"- baseline: `{baseline['model']['path']}`")
     point = metrics["operating_point"]
     lines += ["", f"Counts are at confidence >= {point['conf']} and IoU >= {point['iou']}.", ""]
-    header = "| class | instances | precision | recall | AP50 | AP50-95 | TP | FP | missed |"
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    if baseline:
-        header += " baseline AP50 | ΔAP50 |"
-        rule += "---:|---:|"
-    lines += [header, rule]
-    for key in [*TAXONOMY.keys, "all"]:
-        row = metrics["classes"].get(key) if key != "all" else metrics["all"]
-        if row is None:
-            continue
-        c = point["classes"].get(key, {"tp": "", "fp": "", "miss": ""})
-        if key == "all":
-            c = {k: sum(v[k] for v in point["classes"].values()) for k in ("tp", "fp", "miss")}
-        cells = (f"| {key} | {row['instances']} | {row['precision']:.3f} | {row['recall']:.3f} "
-                 f"| {row['ap50']:.3f} | {row['ap50_95']:.3f} | {c['tp']} | {c['fp']} "
-                 f"| {c['miss']} |")
-        if baseline:
-            other = baseline["all"] if key == "all" else baseline["classes"].get(key)
-            if other is None:
-                cells += " - | - |"
-            else:
-                cells += f" {other['ap50']:.3f} | {row['ap50'] - other['ap50']:+.3f} |"
-        lines.append(cells)
+    lines += _ap_table(metrics, baseline)
     lines += _height_table(point)
     lines += _errors_table(point)
     quiet = point["violation_free_images"]

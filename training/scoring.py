@@ -21,6 +21,7 @@ from streetwatch.inference.boxes import pairwise_iou
 from streetwatch.inference.detector import Detector, DetectorConfig, read_model_info
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
+from streetwatch.training.bootstrap import ImageScores
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 CONFUSION_CONF, CONFUSION_IOU = 0.25, 0.45
@@ -47,13 +48,14 @@ def match(pred_cls: npt.NDArray[np.int64], true_cls: npt.NDArray[np.int64],
 def score_with_detector(
         model: Path, dataset: Dataset, records: list[ImageRecord], out: Path, *,
         operating: tuple[DetectorConfig, dict[Path, Detections]] | None = None,
-        imgsz: int | None = None,
+        imgsz: int | None = None, per_image: list[ImageScores] | None = None,
 ) -> dict[str, Any]:
     """Per-class metrics of an ONNX model on ``records``; writes ``pr_curve.png`` and
     ``confusion_matrix.png`` to ``out``. With ``operating`` (a config and a dict), the dict
     is filled with each image's detections at that config too, from the same model run.
     ``imgsz`` runs the model at another input size than its metadata's (it is exported
-    with dynamic height and width)."""
+    with dynamic height and width). ``per_image`` receives each record's scores, in
+    order, for ``training.bootstrap``."""
     from ultralytics.utils.metrics import ap_per_class
 
     info = read_model_info(model)
@@ -80,6 +82,9 @@ def score_with_detector(
         iou = pairwise_iou(truth, boxes) if len(truth) and len(boxes) else np.zeros(
             (len(truth), len(boxes)))
         correct.append(match(classes, truth_cls, iou))
+        if per_image is not None:
+            per_image.append(ImageScores(scores.astype(np.float64), classes.astype(np.int64),
+                                         correct[-1][:, 0].copy(), truth_cls))
         conf.append(scores)
         pred_cls.append(classes)
         target_cls.append(truth_cls)

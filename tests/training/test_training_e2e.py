@@ -132,6 +132,15 @@ def test_export_int8_register_verify(trained: Path) -> None:
     assert "recorded as 'val/val@int8'" in result.output
     assert "ΔAP50" in (trained / "eval-int8/report.md").read_text()
     assert (trained / "eval-int8/baseline/metrics.json").is_file()
+    # an .onnx model's AP50 comes with a bootstrap interval; a .pt baseline has none, so
+    # there is no paired one
+    metrics = json.loads((trained / "eval-int8/metrics.json").read_text())
+    spread = metrics["uncertainty"]["ap50"]
+    assert set(spread) == {*metrics["classes"], "all"}
+    assert all(lo <= metrics["classes"][k]["ap50"] + 1e-4 and lo <= hi
+               for k, (lo, hi) in spread.items() if k != "all")
+    assert "baseline_delta" not in metrics
+    assert "AP50 95 % interval" in (trained / "eval-int8/report.md").read_text()
     assert Registry(registry).card("tiny:1").metrics["val/val@int8"].artefact == "int8"
 
 
@@ -198,6 +207,17 @@ def test_average_of_two_checkpoints_exports_and_registers(trained: Path) -> None
     assert card.training.data == {d["path"]: d["fingerprint"] for d in record["data"]}
     assert card.training.config["average"] == record["config"]["average"]
     assert "soup:1: ok" in ok("models", "verify", "--registry", registry).output
+
+    # two .onnx models on the same images get a paired interval for their difference:
+    # a model against itself differs by exactly nothing
+    onnx = registry / "soup/1/model.onnx"
+    ok("eval", "--model", onnx, "--baseline", onnx, "--data", trained / "test",
+       "--out", trained / "eval-paired")
+    metrics = json.loads((trained / "eval-paired/metrics.json").read_text())
+    paired = metrics["baseline_delta"]["ap50"]
+    assert set(paired) == {*metrics["classes"], "all"}
+    assert all(bounds == [0.0, 0.0] for bounds in paired.values())
+    assert "ΔAP50 95 % interval" in (trained / "eval-paired/report.md").read_text()
 
 
 def test_average_refuses_what_it_cannot_average(trained: Path, tmp_path: Path) -> None:
