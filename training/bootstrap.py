@@ -114,8 +114,10 @@ def intervals(scored: Scored, keys: list[str], *, baseline: Scored | None = None
     for c in np.flatnonzero(present):
         lo, hi = np.nanpercentile(values[:, c], [tail, 100 - tail])
         result[keys[c]] = [round(float(lo), 4), round(float(hi), 4)]
-    if present.any():
-        mean = np.nanmean(values[:, present], axis=1)
-        lo, hi = np.percentile(mean, [tail, 100 - tail])
+    if present.any():  # the mean over the classes a draw holds (a rare one may miss it)
+        per_class = values[:, present]
+        held = (~np.isnan(per_class)).sum(axis=1)
+        mean = np.where(held > 0, np.nansum(per_class, axis=1) / np.maximum(held, 1), np.nan)
+        lo, hi = np.nanpercentile(mean, [tail, 100 - tail])
         result["all"] = [round(float(lo), 4), round(float(hi), 4)]
     return result
