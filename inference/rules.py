@@ -27,8 +27,8 @@ from streetwatch.models.taxonomy import TAXONOMY
 # roadside object is in view for about a second, a poster by the kerb for a quarter of one,
 # and needs MOVING_CONFIRM_FRAMES sightings. A perfect detector (benchmarks/
 # video_acceptance.py --replay) found 40 of the 49 violations of a generated 30 s drive at
-# 5 fps and 48 at 10; street:20261206-e55-736 found 39 at 5 fps and 48 at 10 (the same
-# weights at 640 px: 46 and 48; e50: 42 and 48).
+# 5 fps and 48 at 10; street:20261206-avg2-736 found 38 at 5 fps and 48 at 10
+# (street:20261206-e55-736: 39 and 48; its weights at 640 px: 46 and 48; e50: 42 and 48).
 # Sampling at 5 fps costs half the compute (benchmarks/detector_speed.py) but misses what
 # passes quickly.
 # A fixed camera's dwell rules count in seconds.
