@@ -12,14 +12,13 @@ any trained run: its card lists the union of the ingredients' training data, and
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from streetwatch.models.files import atomic_write_text, read_mapping, sha256_file, staged_directory
-from streetwatch.training.datamix import split_number
+from streetwatch.training.datamix import Weighted, parse_weighted
 from streetwatch.training.train import COMMAND_TXT, RUN_JSON, offline
 from streetwatch.training.weights import check_weights
 
@@ -31,24 +30,13 @@ class AverageError(ValueError):
 
 
 @dataclass(frozen=True)
-class Ingredient:
-    """One checkpoint of the average and its share of the weight."""
-
-    weights: Path
-    share: float = 1.0
+class Ingredient(Weighted):
+    """One checkpoint of the average (``path``) and its share of the mean (``weight``)."""
 
     @classmethod
     def parse(cls, text: str) -> Ingredient:
         """``PATH`` or ``PATH:SHARE`` (a share is a number > 0)."""
-        path, share = split_number(text)
-        if share is None:
-            return cls(path)
-        if not math.isfinite(share) or share <= 0:
-            raise AverageError(f"{text}: the share after ':' must be a number > 0")
-        return cls(path, share)
-
-    def __str__(self) -> str:
-        return str(self.weights) if self.share == 1 else f"{self.weights}:{self.share:g}"
+        return cls(*parse_weighted(text, name="share", allow_zero=False, error=AverageError))
 
 
 def average(ingredients: list[Ingredient], out: Path, *, command: str,
@@ -70,28 +58,28 @@ def average(ingredients: list[Ingredient], out: Path, *, command: str,
         raise AverageError("give at least two checkpoints to average")
     if out.exists() and any(out.iterdir()):
         raise AverageError(f"{out}: already exists; choose another --out")
-    records = [_run_record(item.weights) for item in ingredients]
+    records = [_run_record(item.path) for item in ingredients]
     data = _union_data(ingredients, records)
 
     offline()
     import torch
 
-    total = sum(item.share for item in ingredients)
-    first = _load(ingredients[0].weights)
+    total = sum(item.weight for item in ingredients)
+    first = _load(ingredients[0].path)
     model = first["model"]
     names = dict(model.names)
     state = model.float().state_dict()
-    mean = {key: value * (ingredients[0].share / total)
+    mean = {key: value * (ingredients[0].weight / total)
             for key, value in state.items() if value.is_floating_point()}
     for item in ingredients[1:]:
-        other = _load(item.weights)["model"]
+        other = _load(item.path)["model"]
         if dict(other.names) != names:
-            raise AverageError(f"{item.weights}: classes {list(other.names.values())} differ "
-                               f"from {ingredients[0].weights}'s {list(names.values())}")
+            raise AverageError(f"{item.path}: classes {list(other.names.values())} differ "
+                               f"from {ingredients[0].path}'s {list(names.values())}")
         theirs = other.float().state_dict()
-        _check_same_shapes(ingredients[0].weights, state, item.weights, theirs)
+        _check_same_shapes(ingredients[0].path, state, item.path, theirs)
         for key in mean:
-            mean[key] += theirs[key] * (item.share / total)
+            mean[key] += theirs[key] * (item.weight / total)
     state.update(mean)
     model.load_state_dict(state)
     checkpoint = {
@@ -104,8 +92,8 @@ def average(ingredients: list[Ingredient], out: Path, *, command: str,
         "parent": parent,
         "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"average": [
-            {"weights": str(item.weights), "sha256": sha256_file(item.weights),
-             "share": item.share / total, "parent": record.get("parent")}
+            {"weights": str(item.path), "sha256": sha256_file(item.path),
+             "share": item.weight / total, "parent": record.get("parent")}
             for item, record in zip(ingredients, records, strict=True)]},
         "data": data,
     }
@@ -142,11 +130,11 @@ def _union_data(ingredients: list[Ingredient],
             if path in seen:
                 if seen[path][0] != fingerprint:
                     raise AverageError(
-                        f"{item.weights}: trained on {path} with manifest {fingerprint[:12]}, "
+                        f"{item.path}: trained on {path} with manifest {fingerprint[:12]}, "
                         f"{seen[path][1]} on {seen[path][0][:12]}: the dataset changed "
                         "between the runs")
                 continue
-            seen[path] = (fingerprint, item.weights)
+            seen[path] = (fingerprint, item.path)
             union.append(entry)
     return union
 

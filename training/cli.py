@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
@@ -21,6 +23,7 @@ from streetwatch.training.register import record_evaluation
 from streetwatch.training.train import RunError, train
 from streetwatch.training.weights import WeightsError, check_weights
 
+T = TypeVar("T")
 _USER_ERRORS = (ConfigFileError, DataMixError, RunError, WeightsError)
 
 
@@ -41,16 +44,21 @@ def _command_line(ctx: click.Context) -> str:
     return shlex.join(words)
 
 
-def _source(ctx: click.Context, param: click.Parameter,
-            values: tuple[str, ...]) -> list[DataSource]:
-    try:
-        return [DataSource.parse(v) for v in values]
-    except DataMixError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+def _each(parse: Callable[[str], T]) -> Callable[[click.Context, click.Parameter,
+                                                   tuple[str, ...]], list[T]]:
+    """A click callback that parses every value of a repeated option; a ValueError
+    becomes click's usage error naming the option."""
+    def callback(ctx: click.Context, param: click.Parameter,
+                 values: tuple[str, ...]) -> list[T]:
+        try:
+            return [parse(v) for v in values]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return callback
 
 
 @click.command("train")
-@click.option("--data", "sources", multiple=True, required=True, callback=_source,
+@click.option("--data", "sources", multiple=True, required=True, callback=_each(DataSource.parse),
               metavar="DIR[:WEIGHT]",
               help="A streetwatch dataset to train on (repeatable). Its train split trains, its "
                    "val split validates; WEIGHT repeats its training images (default 1).")
@@ -96,17 +104,9 @@ def train_command(sources: list[DataSource], holdouts: tuple[Path, ...], config_
                f"({result.seconds_per_epoch:.0f} s/epoch); best weights: {result.best}")
 
 
-def _ingredient(ctx: click.Context, param: click.Parameter,
-                values: tuple[str, ...]) -> list[Ingredient]:
-    try:
-        return [Ingredient.parse(v) for v in values]
-    except AverageError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-
 @click.command("average")
-@click.option("--model", "ingredients", multiple=True, required=True, callback=_ingredient,
-              metavar="RUN/weights/X.pt[:SHARE]",
+@click.option("--model", "ingredients", multiple=True, required=True,
+              callback=_each(Ingredient.parse), metavar="RUN/weights/X.pt[:SHARE]",
               help="A checkpoint of a training run (repeatable, at least two, all fine-tuned "
                    "from one start); SHARE weighs it (default 1).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),

@@ -43,37 +43,43 @@ class ContaminationError(DataMixError):
     """A training image is also an evaluation image."""
 
 
-def split_number(text: str) -> tuple[Path, float | None]:
-    """``PATH:NUMBER`` -> (PATH, NUMBER), anything else -> (PATH, None): a path may hold a
-    ':' of its own, so only a number after the last one is taken."""
+def parse_weighted(text: str, *, name: str, allow_zero: bool,
+                   error: type[ValueError]) -> tuple[Path, float]:
+    """``PATH`` -> (PATH, 1.0); ``PATH:NUMBER`` -> (PATH, NUMBER), the number finite and
+    > 0 (>= 0 with ``allow_zero``), else ``error`` naming it as ``name``. A path may hold a
+    ':' of its own: only a number after the last one is taken."""
     path, sep, number = text.rpartition(":")
-    if sep and path:
-        try:
-            return Path(path), float(number)
-        except ValueError:
-            pass
-    return Path(text), None
+    try:
+        value = float(number) if sep and path else None
+    except ValueError:
+        value = None
+    if value is None:
+        return Path(text), 1.0
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise error(f"{text}: the {name} after ':' must be a number {bound}")
+    return Path(path), value
 
 
 @dataclass(frozen=True)
-class DataSource:
-    """A dataset to train on, with its weight."""
+class Weighted:
+    """A path with a weight, written ``PATH[:WEIGHT]`` on the command line."""
 
     path: Path
     weight: float = 1.0
 
+    def __str__(self) -> str:
+        return str(self.path) if self.weight == 1 else f"{self.path}:{self.weight:g}"
+
+
+@dataclass(frozen=True)
+class DataSource(Weighted):
+    """A dataset to train on, with its weight (how often its training images repeat)."""
+
     @classmethod
     def parse(cls, text: str) -> DataSource:
         """``PATH`` or ``PATH:WEIGHT`` (the weight is a non-negative number)."""
-        path, weight = split_number(text)
-        if weight is None:
-            return cls(path)
-        if not math.isfinite(weight) or weight < 0:
-            raise DataMixError(f"{text}: the weight after ':' must be a number >= 0")
-        return cls(path, weight)
-
-    def __str__(self) -> str:
-        return str(self.path) if self.weight == 1 else f"{self.path}:{self.weight:g}"
+        return cls(*parse_weighted(text, name="weight", allow_zero=True, error=DataMixError))
 
 
 @dataclass(frozen=True)
