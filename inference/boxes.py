@@ -31,3 +31,24 @@ def pairwise_iou(a: npt.NDArray[np.floating[Any]],
     area = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
             + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))
     return np.asarray(inter / np.maximum(area - inter, 1e-12), np.float64)
+
+
+def contained(xyxy: npt.NDArray[np.floating[Any]], confidence: npt.NDArray[np.floating[Any]],
+              threshold: float) -> npt.NDArray[np.bool_]:
+    """Which boxes lie mostly inside a more confident one: at least ``threshold`` of a
+    box's own area inside a kept box of higher confidence (intersection over the smaller
+    box, SAHI's "IOS"). Greedy by confidence, as NMS: a dropped box drops nothing."""
+    boxes = xyxy.astype(np.float64)
+    area = ((boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0))
+    dropped = np.zeros(len(boxes), bool)
+    kept: list[int] = []
+    for i in np.argsort(-confidence, kind="stable"):
+        if kept:
+            k = boxes[kept]
+            w = (np.minimum(k[:, 2], boxes[i, 2]) - np.maximum(k[:, 0], boxes[i, 0])).clip(0)
+            h = (np.minimum(k[:, 3], boxes[i, 3]) - np.maximum(k[:, 1], boxes[i, 1])).clip(0)
+            if (w * h).max() >= threshold * max(float(area[i]), 1e-12):
+                dropped[i] = True
+                continue
+        kept.append(int(i))
+    return dropped

@@ -4,7 +4,9 @@ Preprocessing is ultralytics' letterbox (aspect kept, grey 114 borders, centred)
 the exported model sees here is what it saw in validation. Postprocessing turns the raw
 ``(batch, 4 + classes, anchors)`` output into boxes: per-class confidence thresholds,
 class-aware NMS (OpenCV's batched NMS: boxes of different classes never suppress each
-other), rescaling to the original pixels, and a minimum box size.
+other), for classes whose objects are made of parts a second suppression of boxes lying
+inside a more confident box of the class (``class_contain``), rescaling to the original
+pixels, and a minimum box size.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
+from streetwatch.inference.boxes import contained
 from streetwatch.inference.types import BGRImage, Detections
 from streetwatch.models.registry import ModelCard
 from streetwatch.models.taxonomy import TAXONOMY
@@ -39,6 +42,13 @@ class DetectorConfig(BaseModel):
     Attributes:
         conf: Minimum confidence for every class without its own.
         class_conf: Per-class minimum confidence, by class key.
+        class_contain: Per class key, drop a box when at least this share of its area lies
+            inside a more confident box of its class. A stall is a canopy, a table and
+            goods: the model also boxes the table alone inside the whole stall, which NMS
+            keeps (their IoU is low). Chosen on 900 generated validation images (seeds 7000
+            and 9000) for street:20261206-avg2-736: street vending AP50 0.832 -> 0.850 at
+            0.6 (0.8: 0.839, 0.7: 0.842, 0.5: 0.848); applied to every class it cost cable
+            clutter and vehicles (a car partly hidden behind another is inside its box).
         iou: NMS IoU threshold within a class.
         min_box_px: Boxes narrower or lower than this (original pixels) are dropped.
         max_det: At most this many boxes per image, the most confident kept.
@@ -58,6 +68,8 @@ class DetectorConfig(BaseModel):
 
     conf: float = Field(default=0.25, ge=0, le=1)
     class_conf: dict[str, float] = Field(default_factory=dict)
+    class_contain: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: {"street_vending": 0.6})
     iou: float = Field(default=0.45, gt=0, le=1)
     min_box_px: float = Field(default=0.0, ge=0)
     max_det: int = Field(default=300, ge=1)
@@ -68,9 +80,11 @@ class DetectorConfig(BaseModel):
 
     def thresholds(self, classes: list[str]) -> npt.NDArray[np.float32]:
         """The minimum confidence of each class id."""
-        unknown = sorted(set(self.class_conf) - set(classes))
-        if unknown:
-            raise ValueError(f"class_conf: unknown class(es) {unknown}; classes are {classes}")
+        for name, given in (("class_conf", self.class_conf),
+                            ("class_contain", self.class_contain)):
+            unknown = sorted(set(given) - set(classes))
+            if unknown:
+                raise ValueError(f"{name}: unknown class(es) {unknown}; classes are {classes}")
         return np.array([self.class_conf.get(c, self.conf) for c in classes], np.float32)
 
 
@@ -250,6 +264,12 @@ class Detector:
         xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - fit.top) / fit.scale).clip(0, height)
         detections = Detections(xyxy, confidence[index].astype(np.float32),
                                 class_id[index].astype(np.int64))
+        if self.config.class_contain:
+            dropped = np.zeros(len(detections), bool)
+            for key, share in self.config.class_contain.items():
+                mine = detections.class_id == self.info.classes.index(key)
+                dropped[mine] = contained(xyxy[mine], detections.confidence[mine], share)
+            detections = detections[~dropped]
         if self.config.min_box_px > 0:
             size = np.minimum(xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1])
             detections = detections[size >= self.config.min_box_px]

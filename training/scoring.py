@@ -1,9 +1,11 @@
 """Scoring an ONNX model through the project's own detector, the code that serves it.
 
 Predictions come from ``streetwatch.inference.Detector`` at ultralytics' validation
-settings (confidence 0.001, NMS IoU 0.7, up to 300 boxes); matching and AP are
-ultralytics' (greedy matching by confidence at IoU 0.50:0.95, ``ap_per_class``), so the
-numbers compare with ``.pt`` evaluations while measuring what production runs.
+settings (confidence 0.001, NMS IoU 0.7, up to 300 boxes) plus the detector's own
+suppression of boxes inside a more confident one of a composite class
+(``class_contain``); matching and AP are ultralytics' (greedy matching by confidence at IoU
+0.50:0.95, ``ap_per_class``), so the numbers compare with ``.pt`` evaluations while
+measuring what production runs.
 """
 
 from __future__ import annotations

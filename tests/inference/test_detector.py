@@ -62,6 +62,36 @@ def test_per_class_threshold_and_min_size(tmp_path: Path) -> None:
         Detector.open(model, config=DetectorConfig(class_conf={"bollard": 0.5}))
 
 
+def test_a_stall_part_inside_a_stall_is_dropped_a_car_behind_a_car_is_not(
+        tmp_path: Path) -> None:
+    """A table boxed alone inside its whole stall overlaps it little (IoU 0.25: NMS keeps
+    it), but lies wholly inside it; street_vending drops such boxes by default, other
+    classes keep them."""
+    model = fixed_model(tmp_path / "m.onnx", [
+        anchor(20, 20, 20, 20, VENDING, 0.9),   # the whole stall
+        anchor(22, 24, 10, 10, VENDING, 0.8),   # its table, inside it: dropped
+        anchor(45, 45, 20, 20, VEHICLE, 0.9),   # a car
+        anchor(47, 47, 10, 10, VEHICLE, 0.8),   # a car behind it, inside its box: kept
+        anchor(10, 50, 10, 10, VENDING, 0.95),  # a stall inside nothing
+        anchor(13, 53, 16, 16, VENDING, 0.7),   # around the one above, 39 % inside it: kept
+    ])
+    found, = Detector.open(model)([image(64, 64)])
+    pairs = sorted(zip(found.class_id.tolist(), (round(float(c), 2) for c in found.confidence),
+                       strict=True))
+    assert pairs == [(VENDING, 0.7), (VENDING, 0.9), (VENDING, 0.95), (VEHICLE, 0.8),
+                     (VEHICLE, 0.9)]
+    off, = Detector.open(model, config=DetectorConfig(class_contain={}))([image(64, 64)])
+    assert len(off) == 6
+    strict, = Detector.open(model, config=DetectorConfig(
+        class_contain={"street_vending": 0.2}))([image(64, 64)])
+    assert sorted(round(float(c), 2) for c in strict.confidence[strict.class_id == VENDING]) \
+        == [0.9, 0.95]
+    with pytest.raises(ValueError, match="class_contain: unknown class"):
+        Detector.open(model, config=DetectorConfig(class_contain={"bollard": 0.5}))
+    with pytest.raises(ValueError, match="less than or equal to 1"):
+        DetectorConfig(class_contain={"street_vending": 1.5})
+
+
 def test_batches_give_one_result_per_image(tmp_path: Path) -> None:
     model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 16, VEHICLE, 0.9)])
     detector = Detector.open(model, config=DetectorConfig(batch=2, rect=False))
