@@ -20,14 +20,21 @@ def box_iou(a: BoxLike, b: BoxLike) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def pairwise_iou(a: npt.NDArray[np.floating[Any]],
-                 b: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
-    """IoU of every box in ``a`` (M, 4) with every box in ``b`` (N, 4): (M, N)."""
+def pairwise_intersection(a: npt.NDArray[np.floating[Any]],
+                          b: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """Intersection area of every box in ``a`` (M, 4) with every box in ``b`` (N, 4)."""
     a = a.astype(np.float64)[:, None]
     b = b.astype(np.float64)[None]
     w = (np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])).clip(0)
     h = (np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])).clip(0)
-    inter = w * h
+    return np.asarray(w * h, np.float64)
+
+
+def pairwise_iou(a: npt.NDArray[np.floating[Any]],
+                 b: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+    """IoU of every box in ``a`` (M, 4) with every box in ``b`` (N, 4): (M, N)."""
+    inter = pairwise_intersection(a, b)
+    a, b = a.astype(np.float64)[:, None], b.astype(np.float64)[None]
     area = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
             + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]))
     return np.asarray(inter / np.maximum(area - inter, 1e-12), np.float64)
@@ -40,15 +47,12 @@ def contained(xyxy: npt.NDArray[np.floating[Any]], confidence: npt.NDArray[np.fl
     box, SAHI's "IOS"). Greedy by confidence, as NMS: a dropped box drops nothing."""
     boxes = xyxy.astype(np.float64)
     area = ((boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0))
+    inside = pairwise_intersection(boxes, boxes)  # [i, j]: box i's area inside box j
     dropped = np.zeros(len(boxes), bool)
     kept: list[int] = []
     for i in np.argsort(-confidence, kind="stable"):
-        if kept:
-            k = boxes[kept]
-            w = (np.minimum(k[:, 2], boxes[i, 2]) - np.maximum(k[:, 0], boxes[i, 0])).clip(0)
-            h = (np.minimum(k[:, 3], boxes[i, 3]) - np.maximum(k[:, 1], boxes[i, 1])).clip(0)
-            if (w * h).max() >= threshold * max(float(area[i]), 1e-12):
-                dropped[i] = True
-                continue
-        kept.append(int(i))
+        if kept and inside[i, kept].max() >= threshold * max(float(area[i]), 1e-12):
+            dropped[i] = True
+        else:
+            kept.append(int(i))
     return dropped
