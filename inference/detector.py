@@ -15,7 +15,7 @@ import ast
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -204,9 +204,13 @@ class Detector:
 
     @classmethod
     def open(cls, path: Path, card: ModelCard | None = None,
-             config: DetectorConfig | None = None) -> Detector:
-        """A detector for a model file, described by its card when it has one."""
-        return cls(read_model_info(path, card), config)
+             config: DetectorConfig | None = None, *, imgsz: int | None = None) -> Detector:
+        """A detector for a model file, described by its card when it has one. ``imgsz``
+        runs the model at another input size than the one it records (models are exported
+        with dynamic height and width): larger sees small objects better, at a cost that
+        grows with the pixels."""
+        info = read_model_info(path, card)
+        return cls(info if imgsz is None else replace(info, imgsz=imgsz), config)
 
     def __call__(self, images: Sequence[BGRImage]) -> list[Detections]:
         """Detect in each image; one ``Detections`` per image, in its own pixels."""

@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
                              sample_rate=settings.sample_rate, events=state.job_events,
                              clip_seconds=settings.clip_seconds,
                              model_kind=settings.model_kind,
+                             model_imgsz=settings.model_imgsz,
                              job_sessions=sessionmaker(job_engine, expire_on_commit=False)),
                     threads=settings.workers)
     secret = settings.dispatch_secret.get_secret_value() if settings.dispatch_secret else None

@@ -108,7 +108,8 @@ def model_in_service(state: State,
                      ) -> dict[str, Any]:
     """The promoted model new jobs use (a promotion or rollback takes effect on the next
     job; running jobs finish on the model they started with), and which of its artefacts
-    runs (``STREETWATCH_MODEL_KIND``)."""
+    runs (``STREETWATCH_MODEL_KIND``) at which input size (``STREETWATCH_MODEL_IMGSZ``, else
+    the card's)."""
     ref = state.registry.promoted()
     if ref is None:
         raise HTTPException(503, f"no model promoted in {state.registry.root}")
@@ -117,6 +118,7 @@ def model_in_service(state: State,
     artefact = card.artefacts.get(kind)
     return {"model": ref, "name": card.name, "version": card.version, "artefact": kind,
             "sha256": artefact.sha256 if artefact else None,
+            "imgsz": state.settings.model_imgsz or card.imgsz,
             "parent": card.parent, "history": state.registry.history()[-10:]}
 
 

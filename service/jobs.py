@@ -149,6 +149,7 @@ class Services:
     events: JobEvents = field(default_factory=JobEvents)
     clip_seconds: float = 0.0
     model_kind: str = "onnx"  # which artefact of the promoted model runs (onnx or int8)
+    model_imgsz: int | None = None  # the input size it runs at (default: its card's)
     # For what a job writes as it runs, which a restart redoes (``db.unsynced_engine``);
     # by default the synced ``sessions``. Camera streams never use it: their frames are gone.
     job_sessions: sessionmaker[Session] | None = None
@@ -301,9 +302,10 @@ class Worker:
             # do not spin, since uploads, requests and the other jobs share the cores
             config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf),
                                     threads=self._cores, spin=False)
-            loaded = self._detectors[slot] = (ref, Detector.open(path, card, config))
-            log.info("job thread %d runs %s (%s, %s)", slot, ref, self.services.model_kind,
-                     path)
+            detector = Detector.open(path, card, config, imgsz=self.services.model_imgsz)
+            loaded = self._detectors[slot] = (ref, detector)
+            log.info("job thread %d runs %s (%s at %d px, %s)", slot, ref,
+                     self.services.model_kind, detector.info.imgsz, path)
         return loaded
 
     def _process(self, claimed: Claimed, detector: Detector) -> None:

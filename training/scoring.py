@@ -10,7 +10,6 @@ measuring what production runs.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import numpy.typing as npt
 
 from streetwatch.datasets.format import Dataset, ImageRecord
 from streetwatch.inference.boxes import pairwise_iou
-from streetwatch.inference.detector import Detector, DetectorConfig, read_model_info
+from streetwatch.inference.detector import Detector, DetectorConfig
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.training.bootstrap import ImageScores
@@ -60,10 +59,8 @@ def score_with_detector(
     order, for ``training.bootstrap``."""
     from ultralytics.utils.metrics import ap_per_class
 
-    info = read_model_info(model)
-    if imgsz is not None:
-        info = replace(info, imgsz=imgsz)
-    detector = Detector(info, DetectorConfig(conf=0.001, iou=0.7, max_det=300))
+    detector = Detector.open(model, config=DetectorConfig(conf=0.001, iou=0.7, max_det=300),
+                             imgsz=imgsz)
     views = [detector] if operating is None else [detector,
                                                    detector.with_config(operating[0])]
     nc = len(TAXONOMY.keys)

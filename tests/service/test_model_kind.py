@@ -64,3 +64,21 @@ def test_a_promoted_model_without_that_artefact_is_not_ready_and_its_jobs_say_wh
         job = client.get(f"/v1/jobs/{job_id}", headers=keys(client, "reviewer")).json()
     assert job["status"] == "failed"
     assert "has no int8 artefact" in job["error"]
+
+
+@pytest.mark.parametrize(("environ", "imgsz", "box"), [
+    ({}, 64, [60.0, 70.0, 100.0, 90.0]),
+    # at 128 px the 160x120 photo is scaled by 0.8 (not 0.4) and padded by nothing: the
+    # same input box (24, 36, 40, 44) is (30, 45, 50, 55) in the photo
+    ({"STREETWATCH_MODEL_IMGSZ": "128"}, 128, [30.0, 45.0, 50.0, 55.0]),
+])
+def test_the_jobs_run_the_model_at_the_input_size_the_setting_names(
+        tmp_path: Path, environ: dict[str, str], imgsz: int, box: list[float]) -> None:
+    registry = registry_with(tmp_path, ("onnx",))
+    settings = Settings.from_env(environ, data_dir=tmp_path / "data", registry=registry.root)
+    with TestClient(create_app(settings)) as client:
+        reviewer = keys(client, "reviewer")
+        assert client.get("/v1/model", headers=reviewer).json()["imgsz"] == imgsz
+        upload_photos(client, [90])
+        cases = client.get("/v1/cases", headers=reviewer).json()["items"]
+    assert [c["box"] for c in cases] == [pytest.approx(box)]

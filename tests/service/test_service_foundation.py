@@ -32,6 +32,8 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
     ({"STREETWATCH_MAX_UPLOAD_BYTES": "0"}, "STREETWATCH_MAX_UPLOAD_BYTES='0': Input should"),
     ({"STREETWATCH_MODEL_KIND": "fp16"}, "STREETWATCH_MODEL_KIND='fp16': Input should be "
                                          "'onnx' or 'int8'"),
+    ({"STREETWATCH_MODEL_IMGSZ": "700"}, "STREETWATCH_MODEL_IMGSZ='700': Input should be a "
+                                        "multiple of 32"),
     ({"STREETWATCH_LOG_FORMAT": "xml"}, "STREETWATCH_LOG_FORMAT='xml': Input should be "
                                         "'json' or 'text'"),
     ({"STREETWATCH_DISPATCH_URL": "http://x"}, "settings: Value error, dispatch_url needs "
