@@ -37,7 +37,7 @@ class Settings(BaseSettings):
             card records (models are exported with dynamic height and width). Larger sees
             small and far objects better at a cost that grows with the pixels: the shipped
             model at 896 px instead of 736 scored all-class AP50 0.899 -> 0.910 on 900
-            generated validation images for ~1.5x the inference time (README, "Why 736 px").
+            generated validation images for ~1.45x the inference time (README, "Why 736 px").
         public_url: How the dispatch system reaches this service (evidence URLs).
         dispatch_url: The city dispatch system's endpoint for confirmed cases.
         dispatch_secret: HMAC-SHA256 key signing dispatch requests and callbacks.
