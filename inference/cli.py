@@ -61,6 +61,13 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
     return registry.artefact_path(card, kind or "onnx"), card
 
 
+def _stride_multiple(_ctx: click.Context, _param: click.Parameter,
+                     value: int | None) -> int | None:
+    if value is not None and value % 32:
+        raise click.BadParameter(f"{value} is not a multiple of 32 (the model's stride)")
+    return value
+
+
 @click.command("detect")
 @click.argument("source")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
@@ -94,6 +101,10 @@ def open_model(text: str | None, registry_root: Path | None) -> tuple[Path, Mode
               help="Detector confidence threshold.")
 @click.option("--case-conf", type=click.FloatRange(0, 1), default=0.4, show_default=True,
               help="Confidence a track needs to become a case.")
+@click.option("--imgsz", type=click.IntRange(64, 4096), callback=_stride_multiple,
+              help="Run the model at this input size, a multiple of 32 [default: the one it "
+                   "records]; larger sees far objects better at a cost that grows with the "
+                   "pixels (README, \"Why 736 px\").")
 @click.option("--duration", type=float,
               help="Stop a stream after this many seconds (or Ctrl-C: what was found is kept).")
 @click.option("--clip-seconds", type=click.FloatRange(0, 60), default=0.0, show_default=True,
@@ -106,7 +117,7 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
                    gps_offset: float, start: datetime | None, camera_path: Path | None,
                    vehicle: str | None, grid_path: Path | None, fps: float | None,
                    hfov: float, camera_yaw: float, conf: float,
-                   case_conf: float, duration: float | None, clip_seconds: float,
+                   case_conf: float, imgsz: int | None, duration: float | None, clip_seconds: float,
                    save_video: bool, force: bool, registry_root: Path | None) -> None:
     """Find violations in SOURCE: an image, a folder of photos, a video file, or an
     rtsp:// / http:// stream. Writes OUT/candidates.jsonl (one case candidate per line) and
@@ -117,7 +128,8 @@ def detect_command(source: str, out: Path, model_text: str | None, gps_path: Pat
             raise SourceError(f"{out}: already exists; choose another --out or --force")
         model_path, card = open_model(model_text, registry_root)
         # frames are decoded by a reader thread on the same cores: the detector must not spin
-        detector = Detector.open(model_path, card, DetectorConfig(conf=conf, spin=False))
+        detector = Detector.open(model_path, card, DetectorConfig(conf=conf, spin=False),
+                                 imgsz=imgsz)
         camera = load_camera(camera_path) if camera_path else None
         grid = GridIndex(grid_path) if grid_path else None
         track = read_track(gps_path) if gps_path else None

@@ -192,6 +192,29 @@ def test_a_photos_frame_evidence_is_the_file_itself_unless_it_had_to_be_turned(
         assert as_handed_in == (photo.name == "a.jpg"), photo.name
 
 
+@pytest.mark.parametrize(("imgsz", "box"), [
+    ([], [60.0, 70.0, 100.0, 90.0]),
+    # at 128 px the 160x120 photo is scaled by 0.8 with no padding: the same input box
+    # (24, 36, 40, 44) is (30, 45, 50, 55) in the photo
+    (["--imgsz", "128"], [30.0, 45.0, 50.0, 55.0]),
+])
+def test_imgsz_runs_the_model_at_that_input_size(tmp_path: Path, imgsz: list[str],
+                                                 box: list[float]) -> None:
+    model = fixed_model(tmp_path / "ad.onnx", [anchor(*CENTRE_ANCHOR, AD, 0.7)])
+    photo = tmp_path / "a.jpg"
+    geotagged_photo(photo, 30.25, 120.15)
+    result = sw(photo, "--out", tmp_path / "out", "--model", model, *imgsz)
+    assert result.exit_code == 0, result.output
+    assert [c["box"] for c in candidates(tmp_path / "out")] == [pytest.approx(box)]
+
+
+def test_an_imgsz_off_the_stride_is_refused_by_name(tmp_path: Path, parked_model: Path) -> None:
+    result = sw(tmp_path, "--out", tmp_path / "out", "--model", parked_model, "--imgsz", "700")
+    assert result.exit_code == 2
+    assert "--imgsz': 700 is not a multiple of 32" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("problem", ["corrupt-image", "empty-video", "not-a-video",
                                      "gps-short", "camera-key", "model-classes", "out-exists"])
 def test_bad_input_fails_clearly_and_writes_nothing(tmp_path: Path, parked_model: Path,
