@@ -200,26 +200,49 @@ class Detector:
                                                       providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelError(f"{info.path}: not a readable ONNX model ({exc})") from None
-        self._input = self._session.get_inputs()[0].name
+        model_input = self._session.get_inputs()[0]
+        self._input = model_input.name
+        # Exported with dynamic height and width, a model takes any multiple of its stride
+        # and a 16:9 frame is padded only to that (``rect``); exported static (ultralytics'
+        # default), it takes its one square size and batch, and nothing else.
+        batch, *_, height, width = model_input.shape
+        fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
+        if fixed is not None and fixed != (info.imgsz, info.imgsz):
+            raise ModelError(
+                f"{info.path}: its input is fixed at {height}x{width}, so it cannot run at "
+                f"{info.imgsz} px; export it with dynamic height and width to change its size")
+        if isinstance(batch, int) and batch != 1:
+            raise ModelError(f"{info.path}: its input batch is fixed at {batch}; export it "
+                             "with a dynamic batch or a batch of 1")
+        self._pad_stride = None if fixed is not None else info.stride
+        self._one_at_a_time = isinstance(batch, int)
 
     @classmethod
     def open(cls, path: Path, card: ModelCard | None = None,
              config: DetectorConfig | None = None, *, imgsz: int | None = None) -> Detector:
         """A detector for a model file, described by its card when it has one. ``imgsz``
-        runs the model at another input size than the one it records (models are exported
+        runs the model at another input size than the one it records (ours are exported
         with dynamic height and width): larger sees small objects better, at a cost that
-        grows with the pixels."""
+        grows with the pixels.
+
+        Raises:
+            ModelError: besides ``read_model_info``'s, an ``imgsz`` off the model's stride,
+                or one the model's fixed input shape cannot take.
+        """
         info = read_model_info(path, card)
+        if imgsz is not None and imgsz % info.stride:
+            raise ModelError(f"{path}: input size {imgsz} is not a multiple of the model's "
+                             f"stride ({info.stride})")
         return cls(info if imgsz is None else replace(info, imgsz=imgsz), config)
 
     def __call__(self, images: Sequence[BGRImage]) -> list[Detections]:
         """Detect in each image; one ``Detections`` per image, in its own pixels."""
         results: list[Detections] = []
-        step = self.config.batch
+        step = 1 if self._one_at_a_time else self.config.batch
         for start in range(0, len(images), step):
             chunk = images[start:start + step]
             same = len({image.shape for image in chunk}) == 1
-            stride = self.info.stride if self.config.rect and same else None
+            stride = self._pad_stride if self.config.rect and same else None
             boxed = [letterbox(image, self.info.imgsz, stride) for image in chunk]
             output = self.run_raw(to_tensor([b[0] for b in boxed]))
             for raw, image, (_, fit) in zip(output, chunk, boxed, strict=True):
@@ -238,7 +261,7 @@ class Detector:
         if any(view._session is not self._session or view.config.rect != self.config.rect
                for view in views):
             raise ValueError("views must come from this detector's with_config, same rect")
-        stride = self.info.stride if self.config.rect else None
+        stride = self._pad_stride if self.config.rect else None
         boxed, fit = letterbox(image, self.info.imgsz, stride)
         raw = self.run_raw(to_tensor([boxed]))[0]
         return [view._postprocess(raw, fit, image.shape[1], image.shape[0]) for view in views]

@@ -22,8 +22,10 @@ def anchor(cx: float, cy: float, w: float, h: float, cls: int, score: float) -> 
     return [cx, cy, w, h, *scores]
 
 
-def fixed_model(path: Path, anchors: list[list[float]], names: list[str] | None = None) -> Path:
-    """An ONNX model that ignores its pixels and answers ``anchors`` for every image."""
+def fixed_model(path: Path, anchors: list[list[float]], names: list[str] | None = None,
+                input_shape: tuple[int | str, ...] = ("n", 3, "h", "w")) -> Path:
+    """An ONNX model that ignores its pixels and answers ``anchors`` for every image;
+    onnxruntime holds its input to ``input_shape`` (dynamic by default, as we export)."""
     raw = np.array(anchors, np.float32).T[None]  # (1, 4 + NC, A)
     nodes = [
         helper.make_node("Shape", ["images"], ["shape"]),
@@ -37,7 +39,7 @@ def fixed_model(path: Path, anchors: list[list[float]], names: list[str] | None 
              numpy_helper.from_array(np.array([1, 1], np.int64), "ones")]
     graph = helper.make_graph(
         nodes, "fixed",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["n", 3, "h", "w"])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, list(input_shape))],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["n", 4 + NC, len(anchors)])],
         inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import click
 
+from streetwatch.inference.detector import ModelError
 from streetwatch.models.cli import REGISTRY_OPTION, open_registry
 from streetwatch.models.files import ConfigFileError
 from streetwatch.models.registry import RegistryError
@@ -182,7 +183,7 @@ def eval_command(model_text: str, data: Path, split: str, out: Path, baseline_te
                 key = record_evaluation(open_registry(registry_root), model_ref, scored,
                                         model_kind)
                 click.echo(f"recorded as {key!r} in {model_ref}'s card")
-    except (*_USER_ERRORS, EvalError, RegistryError) as exc:
+    except (*_USER_ERRORS, EvalError, RegistryError, ModelError) as exc:
         raise click.ClickException(str(exc)) from None
     for key, row in [*metrics["classes"].items(), ("all", metrics["all"])]:
         click.echo(f"{key:<16} P {row['precision']:.3f}  R {row['recall']:.3f}  "

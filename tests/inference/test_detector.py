@@ -37,6 +37,32 @@ def test_rectangular_input_skips_the_padding(tmp_path: Path) -> None:
     np.testing.assert_allclose(found.xyxy[0], [75, 37.5, 125, 62.5], atol=1e-4)
 
 
+def test_a_model_exported_with_a_fixed_input_gets_square_inputs_at_its_size(
+        tmp_path: Path) -> None:
+    # ultralytics exports a static 1x3xSxS input unless told otherwise: a 2:1 frame must
+    # then be padded to the square (rect would hand it 64x32), one image a call
+    model = fixed_model(tmp_path / "static.onnx", [anchor(32, 32, 16, 8, VEHICLE, 0.9)],
+                        input_shape=(1, 3, 64, 64))
+    found = Detector.open(model, config=DetectorConfig(batch=4))([image(), image()])
+    for each in found:
+        np.testing.assert_allclose(each.xyxy[0], [75, 37.5, 125, 62.5], atol=1e-4)
+    with pytest.raises(ModelError, match=r"static\.onnx: its input is fixed at 64x64, so it "
+                                         r"cannot run at 128 px"):
+        Detector.open(model, imgsz=128)
+    batched = fixed_model(tmp_path / "b4.onnx", [anchor(32, 32, 16, 8, VEHICLE, 0.9)],
+                          input_shape=(4, 3, 64, 64))
+    with pytest.raises(ModelError, match=r"b4\.onnx: its input batch is fixed at 4"):
+        Detector.open(batched)
+
+
+def test_an_input_size_off_the_stride_is_refused(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [anchor(32, 32, 16, 8, VEHICLE, 0.9)])
+    with pytest.raises(ModelError, match=r"m\.onnx: input size 100 is not a multiple of the "
+                                         r"model's stride \(32\)"):
+        Detector.open(model, imgsz=100)
+    assert Detector.open(model, imgsz=96).info.imgsz == 96
+
+
 def test_nms_is_per_class(tmp_path: Path) -> None:
     model = fixed_model(tmp_path / "m.onnx", [
         anchor(30, 30, 20, 20, VEHICLE, 0.9),

@@ -20,12 +20,14 @@ from streetwatch.service.settings import Settings
 SEES = {"onnx": "ground_lock", "int8": "street_vending"}
 
 
-def registry_with(tmp_path: Path, kinds: tuple[str, ...]) -> Registry:
+def registry_with(tmp_path: Path, kinds: tuple[str, ...],
+                  input_shape: tuple[int | str, ...] = ("n", 3, "h", "w")) -> Registry:
     """A registry whose promoted model ``fixed:1`` has these artefacts, each seeing one box
     of its class in ``SEES`` at (60, 70, 100, 90) of a 160x120 photo."""
     registry = Registry(tmp_path / "registry")
     files = {kind: fixed_model(tmp_path / f"{kind}.onnx", [
-        anchor(32, 40, 16, 8, TAXONOMY.by_key(SEES[kind]).id, 0.8)]) for kind in kinds}
+        anchor(32, 40, 16, 8, TAXONOMY.by_key(SEES[kind]).id, 0.8)], input_shape=input_shape)
+        for kind in kinds}
     registry.register(ModelCard(name="fixed", version="1", created_at=datetime.now(UTC),
                                 taxonomy_version=TAXONOMY.version, classes=TAXONOMY.keys,
                                 imgsz=64, artefacts={}), files)
@@ -82,3 +84,21 @@ def test_the_jobs_run_the_model_at_the_input_size_the_setting_names(
         upload_photos(client, [90])
         cases = client.get("/v1/cases", headers=reviewer).json()["items"]
     assert [c["box"] for c in cases] == [pytest.approx(box)]
+
+
+def test_a_model_exported_at_a_fixed_size_fails_its_jobs_saying_so_at_another_size(
+        tmp_path: Path) -> None:
+    registry = registry_with(tmp_path, ("onnx",), input_shape=(1, 3, 64, 64))
+    settings = Settings.from_env({"STREETWATCH_MODEL_IMGSZ": "128"},
+                                 data_dir=tmp_path / "data", registry=registry.root)
+    with TestClient(create_app(settings)) as client:
+        job_id = upload_photos(client, [90])
+        job = client.get(f"/v1/jobs/{job_id}", headers=keys(client, "reviewer")).json()
+    assert job["status"] == "failed"
+    assert "its input is fixed at 64x64, so it cannot run at 128 px" in job["error"]
+    # at its own size the same model serves (the 160x120 photo padded to the square)
+    settings = Settings.from_env({}, data_dir=tmp_path / "data2", registry=registry.root)
+    with TestClient(create_app(settings)) as client:
+        upload_photos(client, [90])
+        cases = client.get("/v1/cases", headers=keys(client, "reviewer")).json()["items"]
+    assert [c["box"] for c in cases] == [pytest.approx([60.0, 70.0, 100.0, 90.0])]

@@ -95,3 +95,15 @@ def test_each_false_alarm_and_miss_is_told_by_kind(tmp_path: Path) -> None:
                     "poor box on the ground_lock (IoU 0.25)", "background",
                     "taken for illegal_parking", "boxed loosely (IoU 0.25)"):
         assert any(caption in line for line in captions), caption
+
+
+def test_an_input_size_off_the_models_stride_is_refused_and_nothing_written(
+        tmp_path: Path) -> None:
+    data = _dataset(tmp_path / "data", images=1)
+    model = fixed_model(tmp_path / "m.onnx", ANSWER)
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(main, ["eval", "--model", str(model), "--data", str(data),
+                                       "--out", str(out), "--imgsz", "100"])
+    assert result.exit_code == 1
+    assert "m.onnx: input size 100 is not a multiple of the model's stride (32)" in result.output
+    assert not out.exists()
