@@ -128,12 +128,14 @@ def _bounds(objects: Sequence[SceneObject]) -> tuple[FloatArray, FloatArray]:
 @dataclass(frozen=True)
 class Label:
     """A visible labelled object: taxonomy key, index into the scene's objects, pixel box
-    (x1, y1, x2, y2) and the visible fraction of its silhouette."""
+    (x1, y1, x2, y2), the visible fraction of its silhouette, and what the object is (its
+    ``SceneObject.kind``: ``stall``, ``cart``, ``car``...)."""
 
     class_key: str
     object_index: int
     xyxy: tuple[int, int, int, int]
     visible_fraction: float
+    object_kind: str
 
 
 @dataclass
@@ -476,5 +478,6 @@ def _labels(camera: PinholeCamera, drawn: list[tuple[int, SceneObject]],
         full = silhouette_area(camera, obj, extent)
         fraction = len(xs) / full if full else 0.0
         if fraction >= MIN_VISIBLE_FRACTION:
-            labels.append(Label(obj.class_key, index, (x1, y1, x2, y2), min(1.0, fraction)))
+            labels.append(Label(obj.class_key, index, (x1, y1, x2, y2), min(1.0, fraction),
+                                obj.kind))
     return labels

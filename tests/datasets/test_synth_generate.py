@@ -28,6 +28,8 @@ def test_labels_are_valid_boxes_of_known_classes() -> None:
             x1, y1, x2, y2 = label.xyxy
             assert 0 <= x1 < x2 <= 480 and 0 <= y1 < y2 <= 270
             assert label.visible_fraction >= 0.3
+            if label.class_key == "street_vending":
+                assert label.object_kind in {"stall", "cart"}
             seen.add(label.class_key)
         yolo = result.yolo_labels()
         assert len(yolo) == len(result.labels)

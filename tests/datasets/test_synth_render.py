@@ -53,6 +53,7 @@ def test_label_is_the_visible_part_of_a_partly_hidden_object() -> None:
     alone = render(CAMERA, [target], SKY).labels[0]
     assert label.xyxy[2] == alone.xyxy[2] and label.xyxy[0] > alone.xyxy[0]
     assert label.visible_fraction == pytest.approx(0.5, abs=0.05)
+    assert (label.object_kind, label.object_index) == ("panel", 0)  # what was hidden
 
 
 def test_mostly_hidden_object_gets_no_label() -> None:
