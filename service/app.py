@@ -52,7 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
                             backoff_s=settings.dispatch_backoff_s) \
         if settings.dispatch_url and secret else None
 
-    state.wake_worker = worker.notify
+    state.wake_worker, state.model_problem = worker.notify, worker.model_problem
     streams = StreamWorkers(worker)
 
     @asynccontextmanager

@@ -23,8 +23,9 @@ def healthz() -> dict[str, str]:
 
 @health.get("/readyz")
 def readyz(state: State) -> JSONResponse:
-    """The database answers, and a model is promoted, intact, and has the artefact the
-    detectors run (``STREETWATCH_MODEL_KIND``)."""
+    """The database answers, and a model is promoted, intact, has the artefact the
+    detectors run (``STREETWATCH_MODEL_KIND``), and the job threads could load it as
+    configured (e.g. at ``STREETWATCH_MODEL_IMGSZ``)."""
     problems = []
     try:
         with state.sessions() as session:
@@ -42,6 +43,10 @@ def readyz(state: State) -> JSONResponse:
             state.registry.artefact_path(state.registry.card(model), state.settings.model_kind)
     except RegistryError as exc:
         problems.append(f"model: {exc}")
+    if model is not None and not any(p.startswith("model: ") for p in problems):
+        loading = state.model_problem()  # what the registry cannot tell: does it load?
+        if loading is not None:
+            problems.append(f"model: {loading}")
     if problems:
         return JSONResponse({"status": "not ready", "problems": problems}, status_code=503)
     return JSONResponse({"status": "ready", "model": model})

@@ -212,7 +212,14 @@ class Worker:
         self._threads = [threading.Thread(target=self._loop, args=(slot,), name=f"jobs-{slot}",
                                           daemon=True) for slot in range(threads)]
         self._detectors: list[tuple[str, Detector] | None] = [None] * threads
+        self._load_errors: list[str | None] = [None] * threads
         self._cores = max(1, (os.cpu_count() or 1) // threads)  # each detector's share
+
+    def model_problem(self) -> str | None:
+        """Why a job thread could not load the promoted model at its last try (each tries
+        at every poll), e.g. a model whose fixed input shape ``model_imgsz`` does not fit;
+        None once they all can, or before they have tried."""
+        return next((error for error in self._load_errors if error), None)
 
     def start(self) -> None:
         with self.services.sessions() as session:
@@ -238,8 +245,9 @@ class Worker:
         while not self._stop.is_set():
             try:
                 detector: tuple[str, Detector] | Exception = self.detector(slot)
+                self._load_errors[slot] = None
             except Exception as exc:  # no model: the jobs fail with the reason
-                detector = exc
+                detector, self._load_errors[slot] = exc, str(exc)
             ticket = self._wake.ticket()  # before looking, so a ring while looking counts
             claimed = self._claim(None if isinstance(detector, Exception) else detector[0])
             if claimed is None:

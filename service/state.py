@@ -79,6 +79,10 @@ def _nothing() -> None:
     pass
 
 
+def _no_problem() -> str | None:
+    return None
+
+
 @dataclass
 class AppState:
     settings: Settings
@@ -89,6 +93,7 @@ class AppState:
     metrics: Metrics
     session_secret: bytes = b""
     wake_worker: Callable[[], None] = _nothing
+    model_problem: Callable[[], str | None] = _no_problem  # the job threads' load error
     job_events: JobEvents = field(default_factory=JobEvents)
     job_recheck_s: float = 1.0  # a long poll re-reads the job at least this often
 

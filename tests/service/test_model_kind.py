@@ -86,19 +86,25 @@ def test_the_jobs_run_the_model_at_the_input_size_the_setting_names(
     assert [c["box"] for c in cases] == [pytest.approx(box)]
 
 
-def test_a_model_exported_at_a_fixed_size_fails_its_jobs_saying_so_at_another_size(
+def test_a_model_exported_at_a_fixed_size_is_not_ready_at_another_and_its_jobs_say_why(
         tmp_path: Path) -> None:
     registry = registry_with(tmp_path, ("onnx",), input_shape=(1, 3, 64, 64))
     settings = Settings.from_env({"STREETWATCH_MODEL_IMGSZ": "128"},
                                  data_dir=tmp_path / "data", registry=registry.root)
+    refusal = "its input is fixed at 64x64, so it cannot run at 128 px"
     with TestClient(create_app(settings)) as client:
         job_id = upload_photos(client, [90])
         job = client.get(f"/v1/jobs/{job_id}", headers=keys(client, "reviewer")).json()
+        ready = client.get("/readyz")  # the job thread has tried to load it by now
     assert job["status"] == "failed"
-    assert "its input is fixed at 64x64, so it cannot run at 128 px" in job["error"]
+    assert refusal in job["error"]
+    assert ready.status_code == 503
+    (problem,) = ready.json()["problems"]
+    assert problem.startswith("model: ") and refusal in problem
     # at its own size the same model serves (the 160x120 photo padded to the square)
     settings = Settings.from_env({}, data_dir=tmp_path / "data2", registry=registry.root)
     with TestClient(create_app(settings)) as client:
         upload_photos(client, [90])
         cases = client.get("/v1/cases", headers=keys(client, "reviewer")).json()["items"]
+        assert client.get("/readyz").status_code == 200
     assert [c["box"] for c in cases] == [pytest.approx([60.0, 70.0, 100.0, 90.0])]
