@@ -205,7 +205,10 @@ class Detector:
         # Exported with dynamic height and width, a model takes any multiple of its stride
         # and a 16:9 frame is padded only to that (``rect``); exported static (ultralytics'
         # default), it takes its one square size and batch, and nothing else.
-        batch, *_, height, width = model_input.shape
+        if len(model_input.shape) != 4:
+            raise ModelError(f"{info.path}: its input has shape {model_input.shape}, not "
+                             "images (batch, 3, height, width)")
+        batch, _, height, width = model_input.shape
         fixed = (height, width) if isinstance(height, int) and isinstance(width, int) else None
         if fixed is not None and fixed != (info.imgsz, info.imgsz):
             raise ModelError(

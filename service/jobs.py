@@ -35,7 +35,7 @@ from streetwatch.inference.cases import (
     same_problem,
 )
 from streetwatch.inference.clips import ClipRecorder
-from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
 from streetwatch.inference.geolocate import Lens
 from streetwatch.inference.gps import TrackError, read_track
 from streetwatch.inference.pipeline import run
@@ -213,6 +213,9 @@ class Worker:
                                           daemon=True) for slot in range(threads)]
         self._detectors: list[tuple[str, Detector] | None] = [None] * threads
         self._load_errors: list[str | None] = [None] * threads
+        # a registered version's files never change: one that would not load is not opened
+        # again at every poll (an onnxruntime session each time), only once re-promoted
+        self._unloadable: list[tuple[str, str] | None] = [None] * threads
         self._cores = max(1, (os.cpu_count() or 1) // threads)  # each detector's share
 
     def model_problem(self) -> str | None:
@@ -304,13 +307,20 @@ class Worker:
             raise RuntimeError(f"no model promoted in {registry.root}")
         loaded = self._detectors[slot]
         if loaded is None or loaded[0] != ref:
+            unloadable = self._unloadable[slot]
+            if unloadable is not None and unloadable[0] == ref:
+                raise ModelError(unloadable[1])
             card = registry.card(ref)
             path = registry.artefact_path(card, self.services.model_kind)
             # the detector must not drop what the case threshold would keep; its threads
             # do not spin, since uploads, requests and the other jobs share the cores
             config = DetectorConfig(conf=min(DetectorConfig().conf, self.services.case_conf),
                                     threads=self._cores, spin=False)
-            detector = Detector.open(path, card, config, imgsz=self.services.model_imgsz)
+            try:
+                detector = Detector.open(path, card, config, imgsz=self.services.model_imgsz)
+            except ModelError as exc:
+                self._unloadable[slot] = (ref, str(exc))
+                raise
             loaded = self._detectors[slot] = (ref, detector)
             log.info("job thread %d runs %s (%s at %d px, %s)", slot, ref,
                      self.services.model_kind, detector.info.imgsz, path)

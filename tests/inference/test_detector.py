@@ -53,6 +53,11 @@ def test_a_model_exported_with_a_fixed_input_gets_square_inputs_at_its_size(
                           input_shape=(4, 3, 64, 64))
     with pytest.raises(ModelError, match=r"b4\.onnx: its input batch is fixed at 4"):
         Detector.open(batched)
+    flat = fixed_model(tmp_path / "flat.onnx", [anchor(32, 32, 16, 8, VEHICLE, 0.9)],
+                       input_shape=("n", 4096))
+    with pytest.raises(ModelError, match=r"flat\.onnx: its input has shape \['n', 4096\], "
+                                         r"not images"):
+        Detector.open(flat)
 
 
 def test_an_input_size_off_the_stride_is_refused(tmp_path: Path) -> None:

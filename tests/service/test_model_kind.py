@@ -4,14 +4,17 @@ different classes, so each case shows which file found it."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from fixed_onnx import anchor, fixed_model
 from service_helpers import keys, upload_photos
 
+from streetwatch.inference.detector import Detector
 from streetwatch.models.registry import ModelCard, Registry
 from streetwatch.models.taxonomy import TAXONOMY
 from streetwatch.service.app import create_app
@@ -87,15 +90,25 @@ def test_the_jobs_run_the_model_at_the_input_size_the_setting_names(
 
 
 def test_a_model_exported_at_a_fixed_size_is_not_ready_at_another_and_its_jobs_say_why(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     registry = registry_with(tmp_path, ("onnx",), input_shape=(1, 3, 64, 64))
     settings = Settings.from_env({"STREETWATCH_MODEL_IMGSZ": "128"},
                                  data_dir=tmp_path / "data", registry=registry.root)
     refusal = "its input is fixed at 64x64, so it cannot run at 128 px"
+    opened: list[Path] = []
+    real_open = Detector.open
+
+    def counted_open(path: Path, *args: Any, **kwargs: Any) -> Detector:
+        opened.append(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "open", counted_open)
     with TestClient(create_app(settings)) as client:
         job_id = upload_photos(client, [90])
         job = client.get(f"/v1/jobs/{job_id}", headers=keys(client, "reviewer")).json()
         ready = client.get("/readyz")  # the job thread has tried to load it by now
+        time.sleep(1.0)  # five polls: the same version is not opened again at each
+    assert len(opened) == settings.workers  # once by each job thread
     assert job["status"] == "failed"
     assert refusal in job["error"]
     assert ready.status_code == 503
