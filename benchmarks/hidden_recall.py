@@ -21,12 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streetwatch.datasets.format import Dataset, ImageRecord
+from streetwatch.datasets.format import Dataset, DatasetError, ImageRecord
 from streetwatch.datasets.synth.dataset import GENERATOR_VERSION
 from streetwatch.datasets.synth.generate import generate_image
 from streetwatch.datasets.synth.render import Label
 from streetwatch.inference.boxes import pairwise_iou
-from streetwatch.inference.detector import Detector, DetectorConfig
+from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
 
@@ -77,13 +77,16 @@ def main() -> None:
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--imgsz", type=int, help="input size [default: the model's]")
     args = parser.parse_args()
-    detector = Detector.open(args.model, config=DetectorConfig(conf=args.conf),
-                             imgsz=args.imgsz)
+    try:
+        detector = Detector.open(args.model, config=DetectorConfig(conf=args.conf),
+                                 imgsz=args.imgsz)
+        datasets = [Dataset.open(root) for root in args.data]
+    except (ModelError, DatasetError) as exc:
+        parser.error(str(exc))
     # (class, band or kind) -> [found, labels]
     tally: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     images = 0
-    for root in args.data:
-        dataset = Dataset.open(root)
+    for dataset in datasets:
         for record in dataset.records:
             image = cv2.imread(str(dataset.image_path(record)))
             if image is None:

@@ -55,3 +55,13 @@ def test_images_it_cannot_make_again_are_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert (f"{data}/{row['path']}: its labels are not the ones seed 12 makes"
             in result.stderr)
+
+
+def test_a_missing_dataset_or_model_is_named(tmp_path: Path) -> None:
+    model = fixed_model(tmp_path / "m.onnx", [anchor(1, 1, 1, 1, 0, 0.01)])
+    result = _run(model, tmp_path / "nowhere")
+    assert result.returncode == 2
+    assert f"{tmp_path / 'nowhere'}: not a directory" in result.stderr
+    result = _run(tmp_path / "absent.onnx", tmp_path)
+    assert result.returncode == 2
+    assert "absent.onnx: model file not found" in result.stderr
