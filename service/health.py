@@ -44,7 +44,7 @@ def readyz(state: State) -> JSONResponse:
     except RegistryError as exc:
         problems.append(f"model: {exc}")
     if model is not None and not any(p.startswith("model: ") for p in problems):
-        loading = state.model_problem()  # what the registry cannot tell: does it load?
+        loading = state.model_problem(model)  # what the registry cannot tell: does it load?
         if loading is not None:
             problems.append(f"model: {loading}")
     if problems:

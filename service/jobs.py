@@ -212,17 +212,19 @@ class Worker:
         self._threads = [threading.Thread(target=self._loop, args=(slot,), name=f"jobs-{slot}",
                                           daemon=True) for slot in range(threads)]
         self._detectors: list[tuple[str, Detector] | None] = [None] * threads
-        self._load_errors: list[str | None] = [None] * threads
         # a registered version's files never change: one that would not load is not opened
         # again at every poll (an onnxruntime session each time), only once re-promoted
         self._unloadable: list[tuple[str, str] | None] = [None] * threads
         self._cores = max(1, (os.cpu_count() or 1) // threads)  # each detector's share
 
-    def model_problem(self) -> str | None:
-        """Why a job thread could not load the promoted model at its last try (each tries
-        at every poll), e.g. a model whose fixed input shape ``model_imgsz`` does not fit;
-        None once they all can, or before they have tried."""
-        return next((error for error in self._load_errors if error), None)
+    def model_problem(self, ref: str) -> str | None:
+        """Why the job threads could not load model ``ref`` (the artefact and input size
+        they run), e.g. a model whose fixed input shape ``model_imgsz`` does not fit; None
+        when they could, or have not tried it yet."""
+        for failed in self._unloadable:
+            if failed is not None and failed[0] == ref:
+                return failed[1]
+        return None
 
     def start(self) -> None:
         with self.services.sessions() as session:
@@ -248,9 +250,8 @@ class Worker:
         while not self._stop.is_set():
             try:
                 detector: tuple[str, Detector] | Exception = self.detector(slot)
-                self._load_errors[slot] = None
             except Exception as exc:  # no model: the jobs fail with the reason
-                detector, self._load_errors[slot] = exc, str(exc)
+                detector = exc
             ticket = self._wake.ticket()  # before looking, so a ring while looking counts
             claimed = self._claim(None if isinstance(detector, Exception) else detector[0])
             if claimed is None:

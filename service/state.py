@@ -79,7 +79,7 @@ def _nothing() -> None:
     pass
 
 
-def _no_problem() -> str | None:
+def _no_problem(_ref: str) -> str | None:
     return None
 
 
@@ -93,7 +93,7 @@ class AppState:
     metrics: Metrics
     session_secret: bytes = b""
     wake_worker: Callable[[], None] = _nothing
-    model_problem: Callable[[], str | None] = _no_problem  # the job threads' load error
+    model_problem: Callable[[str], str | None] = _no_problem  # why a model will not load
     job_events: JobEvents = field(default_factory=JobEvents)
     job_recheck_s: float = 1.0  # a long poll re-reads the job at least this often
 
