@@ -25,7 +25,7 @@ from streetwatch.datasets.format import Dataset, DatasetError, ImageRecord
 from streetwatch.datasets.synth.dataset import GENERATOR_VERSION
 from streetwatch.datasets.synth.generate import generate_image
 from streetwatch.datasets.synth.render import Label
-from streetwatch.inference.boxes import pairwise_iou
+from streetwatch.inference.boxes import greedy_claims
 from streetwatch.inference.detector import Detector, DetectorConfig, ModelError
 from streetwatch.inference.types import Detections
 from streetwatch.models.taxonomy import TAXONOMY
@@ -59,14 +59,9 @@ def found_flags(labels: list[Label], found: Detections) -> list[bool]:
     """Which labels a same-class box claims at IoU >= 0.5, most confident box first."""
     truth = np.array([label.xyxy for label in labels], np.float64).reshape(-1, 4)
     truth_cls = np.array([TAXONOMY.by_key(label.class_key).id for label in labels])
-    iou = pairwise_iou(found.xyxy.astype(np.float64), truth)
-    claimed = [False] * len(labels)
-    for j in np.argsort(-found.confidence):
-        same = np.where((truth_cls == found.class_id[j]) & ~np.array(claimed, bool),
-                        iou[j], 0.0) if len(labels) else np.zeros(0)
-        if len(same) and same.max() >= 0.5:
-            claimed[int(same.argmax())] = True
-    return claimed
+    claimed = {j for _, j in greedy_claims(found.xyxy, found.confidence, found.class_id,
+                                            truth, truth_cls, 0.5)}
+    return [j in claimed for j in range(len(labels))]
 
 
 def main() -> None:

@@ -56,3 +56,21 @@ def contained(xyxy: npt.NDArray[np.floating[Any]], confidence: npt.NDArray[np.fl
         else:
             kept.append(int(i))
     return dropped
+
+
+def greedy_claims(boxes: npt.NDArray[Any], scores: npt.NDArray[Any], classes: npt.NDArray[Any],
+                  truth: npt.NDArray[Any], truth_cls: npt.NDArray[Any],
+                  iou: float) -> list[tuple[int, int | None]]:
+    """Each predicted box, most confident first, with the true box it claims: of the
+    unclaimed true boxes of its class, the one it overlaps most if at IoU >= ``iou``, else
+    None (an evaluation's matching at one operating point)."""
+    used: set[int] = set()
+    claims: list[tuple[int, int | None]] = []
+    for i in np.argsort(-scores):
+        same = [j for j in range(len(truth)) if truth_cls[j] == classes[i] and j not in used]
+        ious = [box_iou(boxes[i], truth[j]) for j in same]
+        found = same[int(np.argmax(ious))] if ious and max(ious) >= iou else None
+        if found is not None:
+            used.add(found)
+        claims.append((int(i), found))
+    return claims

@@ -44,7 +44,7 @@ import numpy.typing as npt
 import yaml
 
 from streetwatch.datasets.format import DATA_YAML, Dataset, DatasetError, ImageRecord
-from streetwatch.inference.boxes import box_iou, pairwise_iou
+from streetwatch.inference.boxes import box_iou, greedy_claims, pairwise_iou
 from streetwatch.inference.detector import DetectorConfig
 from streetwatch.inference.types import Detections
 from streetwatch.models.files import sha256_file, staged_directory
@@ -308,12 +308,10 @@ def _match(records: list[ImageRecord], dataset: Dataset, predict: Predict, conf:
             quiet.with_false_alarm += alarms > 0
             quiet.false_alarms += alarms
         used: set[int] = set()
-        for i in np.argsort(-scores):
+        for i, found in greedy_claims(boxes, scores, classes, truth, truth_cls, MATCH_IOU):
             key = TAXONOMY.by_id(int(classes[i])).key
-            same = [j for j in range(len(truth)) if truth_cls[j] == classes[i] and j not in used]
-            ious = [box_iou(boxes[i], truth[j]) for j in same]
-            if ious and max(ious) >= MATCH_IOU:
-                used.add(found := same[int(np.argmax(ious))])
+            if found is not None:
+                used.add(found)
                 counts[key].found_heights.append(float(heights[found]))
                 counts[key].tp += 1
                 counts[key].examples["tp"].append(
